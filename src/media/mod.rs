@@ -1,0 +1,2 @@
+//! Media: WebRTC peers, RTP depacketizing, decoding, scaling and the
+//! latest-frame slots the dashboard pulls from.

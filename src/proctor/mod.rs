@@ -1,0 +1,205 @@
+//! The monitor engine: joins every roster student's room, receives and
+//! decodes their streams, and keeps one state per student.
+//!
+//! This module is the contract between the engine and its front ends (the
+//! dashboard in [`crate::tui`] and the JSON-lines headless mode):
+//!
+//! - the engine sends [`EngineEvent`]s (facts) on one channel;
+//! - front ends send [`EngineCommand`]s (requests) on another;
+//! - decoded pictures do not travel through the channel: the engine writes
+//!   the newest [`Frame`] of each student into [`FrameSlots`] and sends only
+//!   [`EngineEvent::FrameReady`]; the UI pulls the latest value when it draws.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::cli::MonitorArgs;
+use crate::{Error, Result};
+
+/// A student as the engine knows them: the roster ID, or `?CODE` for someone
+/// who publishes a code that is not on the roster.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct StudentId(pub String);
+
+impl std::fmt::Display for StudentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a student's stream stands, as the proctor sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    /// On the roster, not streaming (never came, or gone).
+    OffAir,
+    /// The room exists; we are negotiating the peer connection.
+    Joining,
+    /// Frames are arriving.
+    Live,
+    /// Connected but no media for longer than the stall threshold.
+    Stalled,
+    /// The connection broke; the engine is rejoining by itself.
+    Reconnecting,
+    /// The student stopped streaming (Stop button, closed page).
+    Left,
+}
+
+/// Who wrote a chat line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    Student,
+    Proctor,
+}
+
+/// Per-student stream statistics, sent periodically.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StreamStats {
+    /// Frames received per second (complete access units from RTP).
+    pub fps_received: f32,
+    /// Frames decoded per second (0 for students not on screen).
+    pub fps_decoded: f32,
+    pub width: u32,
+    pub height: u32,
+    /// "H264", "VP8", ...
+    pub codec: String,
+    pub bitrate_kbps: f32,
+    /// Fraction of RTP packets lost, 0.0..=1.0.
+    pub packet_loss: f32,
+    /// Age of the newest decoded frame in milliseconds.
+    pub frame_age_ms: Option<u64>,
+    /// Audio level 0.0 (silence) ..= 1.0 (loud).
+    pub audio_level: f32,
+}
+
+/// Facts the engine reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EngineEvent {
+    /// A student's stream changed state.
+    State {
+        student: StudentId,
+        state: StreamState,
+        #[serde(with = "unix_millis")]
+        since: SystemTime,
+    },
+    /// Someone not on the roster is publishing this code.
+    Unknown { student: StudentId, code: String },
+    /// A chat line, from the student or sent by this proctor.
+    Chat {
+        student: StudentId,
+        from: Party,
+        text: String,
+        #[serde(with = "unix_millis")]
+        at: SystemTime,
+    },
+    /// A student raised attention (`raised: true`) or it was acknowledged.
+    Attention {
+        student: StudentId,
+        from: Party,
+        raised: bool,
+        #[serde(with = "unix_millis")]
+        at: SystemTime,
+    },
+    /// Periodic statistics of one student.
+    Stats {
+        student: StudentId,
+        stats: StreamStats,
+    },
+    /// A new frame of this student is in [`FrameSlots`].
+    FrameReady { student: StudentId },
+    /// The signalling connection went up or down.
+    Server { connected: bool, detail: String },
+    /// A snapshot was written.
+    Snapshot { student: StudentId, path: String },
+    /// Something the proctor should read (a warning worded for users).
+    Notice { text: String },
+}
+
+/// Requests to the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineCommand {
+    /// Send a chat line to one student.
+    SendChat { student: StudentId, text: String },
+    /// Raise attention to a student (their page alerts).
+    RaiseAttention { student: StudentId },
+    /// Acknowledge the student's attention request (their page shows it).
+    AckAttention { student: StudentId },
+    /// These students are on screen: decode them, and only them.
+    SetVisible { students: Vec<StudentId> },
+    /// Keep this student at full decoded resolution (and ask the page for a
+    /// bigger picture); `None` releases.
+    Enlarge { student: Option<StudentId> },
+    /// Write the current frame of a student to a PNG file.
+    Snapshot {
+        student: StudentId,
+        path: std::path::PathBuf,
+    },
+    /// Add students to the roster (a roster pasted into the dashboard).
+    AddStudents {
+        students: Vec<crate::roster::Student>,
+    },
+    /// Leave every room politely and stop.
+    Shutdown,
+}
+
+/// A decoded picture, RGB8, row-major, `width * height * 3` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+    /// Increases by one per published frame of this student.
+    pub seq: u64,
+    /// When it was decoded (for the frame-age figure).
+    pub decoded_at: Instant,
+}
+
+/// The newest frame of every student: latest value wins, never a queue.
+#[derive(Debug, Clone, Default)]
+pub struct FrameSlots {
+    inner: Arc<Mutex<HashMap<StudentId, Arc<Frame>>>>,
+}
+
+impl FrameSlots {
+    /// Replace the student's frame.
+    pub fn publish(&self, student: &StudentId, frame: Frame) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.insert(student.clone(), Arc::new(frame));
+        }
+    }
+
+    /// The newest frame of a student, if any.
+    pub fn latest(&self, student: &StudentId) -> Option<Arc<Frame>> {
+        self.inner.lock().ok()?.get(student).cloned()
+    }
+
+    /// Forget a student's frame (off-air tiles show no stale picture).
+    pub fn clear(&self, student: &StudentId) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.remove(student);
+        }
+    }
+}
+
+/// Entry point of `rtcproctor monitor`.
+pub async fn run_monitor(_args: MonitorArgs) -> Result<()> {
+    Err(Error::NotAvailable("monitor"))
+}
+
+mod unix_millis {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let ms = t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        s.serialize_u64(ms)
+    }
+}

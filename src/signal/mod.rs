@@ -1,0 +1,9 @@
+//! Signalling: socket.io (Engine.IO v4 / Socket.IO v5) in the dialect of
+//! RTCMultiConnection 3.7, as RTCProctor pages speak it.
+//!
+//! - [`protocol`]: event names and payload types shared by server and client.
+//! - [`server`]: the signalling server (`rtcproctor serve`, and embedded in
+//!   `monitor` and `demo`).
+
+pub mod protocol;
+pub mod server;

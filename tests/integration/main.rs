@@ -1,0 +1,3 @@
+//! One integration test binary (short link times); a module per area.
+
+mod cli;
