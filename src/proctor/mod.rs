@@ -187,6 +187,19 @@ impl FrameSlots {
     }
 }
 
+/// What a front end holds of a running engine.
+pub struct EngineHandle {
+    /// Facts from the engine, in order.
+    pub events: tokio::sync::mpsc::Receiver<EngineEvent>,
+    /// Requests to the engine.
+    pub commands: tokio::sync::mpsc::Sender<EngineCommand>,
+    /// The newest frame of each student.
+    pub frames: FrameSlots,
+    /// The roster the engine started with (students added later arrive as
+    /// events or through [`EngineCommand::AddStudents`]).
+    pub roster: crate::roster::Roster,
+}
+
 /// Entry point of `rtcproctor monitor`.
 pub async fn run_monitor(_args: MonitorArgs) -> Result<()> {
     Err(Error::NotAvailable("monitor"))
