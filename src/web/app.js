@@ -43,6 +43,11 @@
   const ANSWER_TIMEOUT_MS = 5000;
   const MAX_RESTARTS = 6;
   const BEEP_EVERY_MS = 3000;
+  /** While live, ask the server now and then whether our room still exists:
+   *  it proves the socket is alive long before the Engine.IO heartbeat
+   *  (up to 47 s) would, and heals a room the server lost. */
+  const PROBE_EVERY_MS = 20000;
+  const PROBE_TIMEOUT_MS = 3000;
 
   const KEY_USERID = 'rtcproctor.userid';
   const KEY_SEQ = 'rtcproctor.msgId';
@@ -106,6 +111,8 @@
     audio: null,
     wakeLock: null,
     everLive: false,
+    probeTimer: null,
+    probing: false,
   };
 
   // ---- small helpers -------------------------------------------------------
@@ -369,10 +376,32 @@
     el.body.dataset.quality = want;
     const track = S.stream && S.stream.getVideoTracks()[0];
     if (!track) return;
+    const c = want === 'high' ? HIGH : LOW;
     try {
-      await track.applyConstraints(want === 'high' ? HIGH : LOW);
+      await track.applyConstraints(c);
     } catch (e) {
       console.warn('applyConstraints', want, e);
+    }
+    // Chrome only scales within the format the camera was opened with: a
+    // camera opened at 320x240 cannot grow by applyConstraints. Reopen it
+    // at the wanted size then (a short blink in the picture).
+    const got = track.getSettings ? track.getSettings().width || 0 : 0;
+    const caps = track.getCapabilities ? track.getCapabilities() : {};
+    const canGrow = !caps.width || !caps.width.max || caps.width.max >= c.width.ideal;
+    const tooSmall = want === 'high' && got < c.width.ideal * 0.9 && canGrow;
+    const tooBig = want === 'low' && got > c.width.ideal * 1.5;
+    if ((tooSmall || tooBig) && S.quality === want && S.stream && S.stream.getVideoTracks()[0] === track) {
+      const deviceId = track.getSettings().deviceId;
+      try {
+        track.stop(); // phones often cannot open the same camera twice
+        const fresh = await navigator.mediaDevices.getUserMedia({
+          video: Object.assign({}, c, deviceId ? { deviceId: { exact: deviceId } } : {}),
+        });
+        replaceTrack(track, fresh.getVideoTracks()[0]);
+      } catch (e) {
+        console.warn('reopening the camera at', want, 'failed:', e);
+        onTrackEnded(track);
+      }
     }
   }
 
@@ -473,6 +502,7 @@
       if (sock !== S.sock) return;
       S.sock = null;
       S.roomOpen = false;
+      clearInterval(S.probeTimer);
       if (S.want) scheduleRetry(reason, refusal);
     };
   }
@@ -506,11 +536,44 @@
     // Like the library, tell the server our extra (the pending attention
     // request survives a reconnect; stale chat is harmless thanks to msgId).
     S.sock.emit('extra-data-updated', S.extra);
+    clearInterval(S.probeTimer);
+    S.probeTimer = setInterval(() => probe('periodic'), PROBE_EVERY_MS);
     showLive();
     if (again) {
-      // The server forgot which proctors we talk to; a relayed offer links us
-      // again (chat fan-out) and restarts ICE if the network changed.
-      for (const p of S.peers.values()) restartPeer(p, 'reconnected');
+      // The server forgot which proctors we talk to (chat fans out only to
+      // linked users): any relayed message links us again. A peer whose
+      // media still flows gets its last candidate once more (a no-op for
+      // the proctor); the others get an ICE restart.
+      for (const p of S.peers.values()) {
+        if (p.pc.connectionState === 'connected' && p.lastCandidate) send(p.id, p.lastCandidate);
+        else restartPeer(p, 'reconnected');
+      }
+    }
+  }
+
+  /** Is the socket alive and our room still there? Closes a dead socket
+   *  (which reconnects) and re-opens a room the server forgot. */
+  async function probe(why) {
+    const sock = S.sock;
+    if (!S.want || !sock || !S.roomOpen || S.probing) return;
+    S.probing = true;
+    try {
+      const [present] = await sock.emitWithAck('check-presence', [S.code], PROBE_TIMEOUT_MS);
+      if (sock !== S.sock) return;
+      if (present === true) {
+        showLive();
+      } else {
+        console.info('room missing on the server (' + why + '); opening it again');
+        const [ok, err] = await sock.emitWithAck('open-room', [openRoomArgs()], ACK_TIMEOUT_MS);
+        if (sock !== S.sock) return;
+        if (ok !== true) sock.close('re-open refused: ' + err);
+        else showLive();
+      }
+    } catch (e) {
+      console.info('probe (' + why + ') failed: ' + e.message);
+      if (sock === S.sock) sock.close('probe failed');
+    } finally {
+      S.probing = false;
     }
   }
 
@@ -543,6 +606,8 @@
       pc,
       joinEnv: env,
       pending: [],
+      answered: false,
+      lastCandidate: null,
       restarts: 0,
       graceTimer: null,
       answerTimer: null,
@@ -553,18 +618,36 @@
       const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [S.stream] });
       peer.kinds.set(tr.sender, track.kind);
     }
+    // Proctors need to read the picture: under CPU or bandwidth pressure
+    // drop frames, not resolution (at 5 fps there is little to drop).
+    pc.addEventListener('signalingstatechange', () => keepResolution(pc), { once: true });
     pc.onicecandidate = (e) => {
       if (e.candidate && e.candidate.candidate) {
-        send(from, {
+        peer.lastCandidate = {
           candidate: e.candidate.candidate,
           sdpMid: e.candidate.sdpMid,
           sdpMLineIndex: e.candidate.sdpMLineIndex,
-        });
+        };
+        send(from, peer.lastCandidate);
       }
     };
     pc.onconnectionstatechange = () => watchPeer(peer);
     pc.oniceconnectionstatechange = () => watchPeer(peer);
     await sendOffer(peer, false);
+  }
+
+  function keepResolution(pc) {
+    for (const sender of pc.getSenders()) {
+      if (!sender.track || sender.track.kind !== 'video' || !sender.getParameters) continue;
+      try {
+        const params = sender.getParameters();
+        if (params.degradationPreference === 'maintain-resolution') continue;
+        params.degradationPreference = 'maintain-resolution';
+        sender.setParameters(params).catch(() => {});
+      } catch (e) {
+        /* not supported (Firefox): the browser's default applies */
+      }
+    }
   }
 
   async function sendOffer(peer, iceRestart) {
@@ -582,7 +665,9 @@
       type: 'offer',
       sdp: pc.localDescription.sdp,
       remotePeerSdpConstraints: { OfferToReceiveAudio: true, OfferToReceiveVideo: true },
-      renegotiatingPeer: iceRestart,
+      // RTCMultiConnection answers a renegotiation only for a peer it
+      // has; an offer that was never answered is offered afresh.
+      renegotiatingPeer: iceRestart && peer.answered,
       connectionDescription: peer.joinEnv,
       dontGetRemoteStream: true,
       extra: S.extra,
@@ -601,6 +686,7 @@
     clearTimeout(peer.answerTimer);
     try {
       await peer.pc.setRemoteDescription({ type: 'answer', sdp });
+      peer.answered = true;
     } catch (e) {
       console.warn('answer from', from, 'rejected:', e);
       return;
@@ -830,6 +916,7 @@
       S.wasHidden = true;
     } else {
       requestWakeLock();
+      probe('visible again');
       if (S.wasHidden) {
         S.wasHidden = false;
         el.hiddenWarn.hidden = false;
@@ -844,6 +931,10 @@
     if (!S.sock) {
       S.attempt = 0;
       connect();
+    } else if (S.roomOpen) {
+      // The network changed under us: the socket may be a dead half-open
+      // connection that would only time out much later.
+      probe('back online');
     }
   }
 
@@ -888,6 +979,7 @@
     S.want = false;
     storageSet(KEY_LIVE, null);
     clearTimeout(S.retryTimer);
+    clearInterval(S.probeTimer);
     for (const id of Array.from(S.peers.keys())) {
       send(id, { userLeft: true });
       dropPeer(id);
