@@ -48,6 +48,8 @@
    *  (up to 47 s) would, and heals a room the server lost. */
   const PROBE_EVERY_MS = 20000;
   const PROBE_TIMEOUT_MS = 3000;
+  const RELINK_EVERY_MS = 1500;
+  const RELINK_TRIES = 20;
 
   const KEY_USERID = 'rtcproctor.userid';
   const KEY_SEQ = 'rtcproctor.msgId';
@@ -248,9 +250,27 @@
 
   // ---- camera --------------------------------------------------------------
 
+  /** What the picture should be now (also reported in `open-room`). */
   function videoConstraints(deviceId) {
     const q = S.quality === 'high' ? HIGH : LOW;
     return Object.assign({}, q, deviceId ? { deviceId } : {});
+  }
+
+  /** How the camera is opened: at the larger size, then scaled down with
+   *  applyConstraints. Chrome can scale a camera down but never up past
+   *  the format it was opened with, so this makes "high" a cheap change. */
+  function captureConstraints(deviceId) {
+    return Object.assign({}, HIGH, deviceId ? { deviceId } : {});
+  }
+
+  /** Bring a fresh video track to the current quality. */
+  async function fitTrack(track) {
+    if (!track || track.kind !== 'video') return;
+    try {
+      await track.applyConstraints(S.quality === 'high' ? HIGH : LOW);
+    } catch (e) {
+      console.warn('applyConstraints', e);
+    }
   }
 
   /** Fill the camera chooser; labels appear once permission was granted. */
@@ -297,9 +317,10 @@
       throw Object.assign(new Error('no mediaDevices'), { name: 'InsecureContext' });
     }
     const stream = await navigator.mediaDevices.getUserMedia({
-      video: videoConstraints(el.camera.value),
+      video: captureConstraints(el.camera.value),
       audio: true,
     });
+    await fitTrack(stream.getVideoTracks()[0]);
     setStream(stream);
     await listCameras().catch(() => {});
     return stream;
@@ -329,8 +350,9 @@
     addLog('system', 'Your ' + (track.kind === 'video' ? 'camera' : 'microphone') + ' stopped; trying to restart it.');
     try {
       const fresh = await navigator.mediaDevices.getUserMedia(
-        track.kind === 'video' ? { video: videoConstraints('') } : { audio: true }
+        track.kind === 'video' ? { video: captureConstraints('') } : { audio: true }
       );
+      await fitTrack(fresh.getVideoTracks()[0]);
       replaceTrack(track, fresh.getTracks()[0]);
       await listCameras().catch(() => {});
     } catch (e) {
@@ -361,8 +383,9 @@
     try {
       old.stop(); // some phones cannot open two cameras at once
       const fresh = await navigator.mediaDevices.getUserMedia({
-        video: Object.assign(videoConstraints(''), { deviceId: { exact: el.camera.value } }),
+        video: captureConstraints({ exact: el.camera.value }),
       });
+      await fitTrack(fresh.getVideoTracks()[0]);
       replaceTrack(old, fresh.getVideoTracks()[0]);
     } catch (e) {
       setStatus('error', 'Could not switch camera', explainMediaError(e));
@@ -382,9 +405,8 @@
     } catch (e) {
       console.warn('applyConstraints', want, e);
     }
-    // Chrome only scales within the format the camera was opened with: a
-    // camera opened at 320x240 cannot grow by applyConstraints. Reopen it
-    // at the wanted size then (a short blink in the picture).
+    // A camera that could not be opened large (or a browser that does not
+    // rescale) is reopened at the wanted size (a short blink in the picture).
     const got = track.getSettings ? track.getSettings().width || 0 : 0;
     const caps = track.getCapabilities ? track.getCapabilities() : {};
     const canGrow = !caps.width || !caps.width.max || caps.width.max >= c.width.ideal;
@@ -478,6 +500,10 @@
     sock.on(MSG_EVENT, onRelay);
     sock.on('extra-data-updated', (uid, extra) => onExtra(uid, extra));
     sock.on('user-disconnected', (uid) => dropPeer(uid));
+    sock.on('user-connected', (uid) => {
+      const p = S.peers.get(uid);
+      if (p) p.linked = true;
+    });
     sock.on('userid-already-taken', () => {
       // The server still holds our previous connection; it will let go of it
       // (at once for rtcproctor, after its ping timeout for the stock server).
@@ -544,11 +570,22 @@
       // linked users): any relayed message links us again. A peer whose
       // media still flows gets its last candidate once more (a no-op for
       // the proctor); the others get an ICE restart.
-      for (const p of S.peers.values()) {
-        if (p.pc.connectionState === 'connected' && p.lastCandidate) send(p.id, p.lastCandidate);
-        else restartPeer(p, 'reconnected');
-      }
+      for (const p of S.peers.values()) relink(p, RELINK_TRIES);
     }
+  }
+
+  /** Link a proctor again after our socket came back, until the server
+   *  confirms with `user-connected` (the proctor's socket may come back
+   *  later than ours, and the server drops messages to unknown users). */
+  function relink(peer, tries) {
+    clearTimeout(peer.relinkTimer);
+    if (S.peers.get(peer.id) !== peer || peer.linked || !S.roomOpen) return;
+    if (peer.pc.connectionState !== 'connected' || !peer.lastCandidate) {
+      restartPeer(peer, 'reconnected'); // retried by its own answer timeout
+      return;
+    }
+    send(peer.id, peer.lastCandidate);
+    if (tries > 1) peer.relinkTimer = setTimeout(() => relink(peer, tries - 1), RELINK_EVERY_MS);
   }
 
   /** Is the socket alive and our room still there? Closes a dead socket
@@ -608,6 +645,8 @@
       pending: [],
       answered: false,
       lastCandidate: null,
+      linked: false,
+      relinkTimer: null,
       restarts: 0,
       graceTimer: null,
       answerTimer: null,
@@ -745,7 +784,9 @@
   function clearPeerTimers(peer) {
     clearTimeout(peer.graceTimer);
     clearTimeout(peer.answerTimer);
-    peer.graceTimer = peer.answerTimer = null;
+    clearTimeout(peer.relinkTimer);
+    peer.graceTimer = peer.answerTimer = peer.relinkTimer = null;
+    peer.linked = false;
   }
 
   function dropPeer(id) {

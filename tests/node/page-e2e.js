@@ -386,6 +386,9 @@ async function main() {
   }, 40000);
 
   const viewer2 = await browserCtx.newPage();
+  viewer2.on('console', (m) => {
+    if (process.env.PAGE_E2E_VERBOSE) log('viewer2 console', m.type(), m.text());
+  });
   await step('a viewer leaves, another keeps receiving', async () => {
     await viewer2.goto(viewerUrl);
     await until('second viewer video', () => videoAdvancing(viewer2));
@@ -439,7 +442,10 @@ async function main() {
     check(seen.has('offline'), 'the page never said it was offline');
     await until('student live again', async () => (await state(student)).state === 'live', 20000, 100);
     const live = Date.now() - back;
-    await until('viewer receiving after offline', () => videoAdvancing(viewer2), 30000);
+    await until('viewer receiving after offline', () => videoAdvancing(viewer2), 30000).catch(async (e) => {
+      const v = await viewer2.evaluate(() => ({ ended: V.ended, left: V.left, offline: V.offline, video: !!V.video, streams: V.streams, joins: V.joins, fails: V.joinFailures, err: V.lastError, stats: V.stats() }));
+      throw new Error(e.message + ' viewer: ' + JSON.stringify(v) + ' student: ' + JSON.stringify(await state(student)));
+    });
     const media = Date.now() - back;
     log('timing offline-10s: live again', live, 'ms after the network returned; viewer video advancing after', media, 'ms');
     await cdp.detach();
