@@ -76,7 +76,12 @@ mod tests {
     #[test]
     fn page_never_renders_network_text_as_html() {
         for (name, src) in [("app.js", APP_JS), ("sio.js", SIO_JS)] {
-            for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"] {
+            for sink in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+            ] {
                 assert!(!src.contains(sink), "{name} uses {sink}");
             }
         }
