@@ -227,6 +227,10 @@
     el.code.disabled = live;
     el.golive.disabled = live;
     el.stop.disabled = !live;
+    // Chat and attention reach a proctor only through the room.
+    el.msg.disabled = !live;
+    el.chatForm.querySelector('button').disabled = !live;
+    el.attention.disabled = !live;
     el.body.classList.toggle('is-live', live);
   }
 

@@ -215,13 +215,16 @@ async function videoAdvancing(viewer, minWidth = 1) {
 async function shot(page, name) {
   if (!SHOTS) return;
   fs.mkdirSync(SHOTS, { recursive: true });
-  for (const [label, size] of [
-    ['phone', { width: 390, height: 844 }],
-    ['desktop', { width: 1280, height: 860 }],
+  // What the student sees (viewport) on a phone and a laptop, plus the
+  // whole phone page.
+  for (const [label, size, fullPage] of [
+    ['phone', { width: 390, height: 844 }, false],
+    ['phone-full', { width: 390, height: 844 }, true],
+    ['desktop', { width: 1280, height: 860 }, false],
   ]) {
     await page.setViewportSize(size);
     await sleep(250);
-    await page.screenshot({ path: path.join(SHOTS, name + '-' + label + '.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOTS, name + '-' + label + '.png'), fullPage });
   }
   await page.setViewportSize({ width: 1280, height: 860 });
 }
@@ -452,6 +455,30 @@ async function main() {
     log('timing offline-10s: live again', live, 'ms after the network returned; viewer video advancing after', media, 'ms');
     await cdp.detach();
   }, 70000);
+
+  await step('a reload while live goes live again with the same identity', async () => {
+    const before = await state(student);
+    await student.reload();
+    await until('student live after reload', async () => (await state(student)).state === 'live', 20000, 100);
+    const after = await state(student);
+    check(after.userid === before.userid, 'userid changed across reload: ' + before.userid + ' -> ' + after.userid);
+    await until('viewer receiving after reload', () => videoAdvancing(viewer2), 30000);
+  }, 60000);
+
+  await step('hidden page on return shows the warning', async () => {
+    await student.evaluate(() => {
+      // Headless pages are always visible: pretend the student switched apps.
+      const real = Object.getOwnPropertyDescriptor(Document.prototype, 'visibilityState');
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      document.dispatchEvent(new Event('visibilitychange'));
+      Object.defineProperty(document, 'visibilityState', real);
+      delete document.visibilityState;
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await until('warning shown', () => student.isVisible('#hidden-warning'), 5000);
+    await student.click('#hidden-ok');
+    check(!(await student.isVisible('#hidden-warning')), 'warning dismissed');
+  });
 
   await step('stop ends the stream', async () => {
     const ended = await viewer2.evaluate(() => V.ended);
