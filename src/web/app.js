@@ -320,10 +320,16 @@
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       throw Object.assign(new Error('no mediaDevices'), { name: 'InsecureContext' });
     }
-    const stream = await navigator.mediaDevices.getUserMedia({
-      video: captureConstraints(el.camera.value),
-      audio: true,
-    });
+    const video = captureConstraints(el.camera.value);
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video, audio: true });
+    } catch (e) {
+      // A missing or broken microphone should not keep the camera off.
+      if (!['NotFoundError', 'NotReadableError', 'OverconstrainedError'].includes(e && e.name)) throw e;
+      stream = await navigator.mediaDevices.getUserMedia({ video });
+      addLog('system', 'No working microphone was found: only your camera is streamed.');
+    }
     await fitTrack(stream.getVideoTracks()[0]);
     setStream(stream);
     await listCameras().catch(() => {});

@@ -1,9 +1,9 @@
 //! The student page end to end: headless Chromium with a fake camera goes
 //! live through the page, a second page running RTCProctor's monitor setup
 //! (RTCMultiConnection 3.7.1) watches it, and the script breaks things on
-//! purpose (server restart, network loss, a viewer leaving). The scenario
-//! lives in tests/node/page-e2e.js; this test runs it bounded in time and
-//! fails with its log.
+//! purpose (server restart, network loss, a viewer leaving). The scenarios
+//! live in tests/node/page-*.js; these tests run them bounded in time and
+//! fail with their log.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -43,20 +43,20 @@ fn node_dir() -> PathBuf {
     dir
 }
 
-/// Run page-e2e.js with `args`; panics with its output unless it passed.
-fn run_scenario(args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/page-e2e.js");
+/// Run tests/node/`script` with `args`; panics with its output unless it
+/// exited 0 and printed its PASS line.
+fn run_node(node_flags: &[&str], script: &str, args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/node")
+        .join(script);
     let mut cmd = Command::new("node");
-    cmd.arg(&script)
+    cmd.args(node_flags)
+        .arg(&script)
         .args(args)
-        .args(["--timeout-ms", "240000"])
         .env("RTCPROCTOR_NODE_DIR", node_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(dir) = std::env::var_os("RTCPROCTOR_PAGE_SHOTS") {
-        cmd.arg("--shots").arg(dir);
-    }
     let mut child = KillOnDrop(cmd.spawn().expect("run node (is nodejs installed?)"));
     let mut stdout = child.0.stdout.take().expect("stdout");
     let mut stderr = child.0.stderr.take().expect("stderr");
@@ -86,10 +86,26 @@ fn run_scenario(args: &[&str]) {
     // Timings and steps go to the test log (`cargo test -- --nocapture`).
     println!("{out}");
     match status {
-        Some(s) if s.success() && out.contains("[page-e2e] PASS") => {}
-        Some(s) => panic!("page-e2e {args:?} failed ({s}):\n{out}\n{err}"),
-        None => panic!("page-e2e {args:?} did not finish in {RUN_LIMIT:?}:\n{out}\n{err}"),
+        Some(s) if s.success() && out.contains("] PASS") => {}
+        Some(s) => panic!("{script:?} {args:?} failed ({s}):\n{out}\n{err}"),
+        None => panic!("{script:?} {args:?} did not finish in {RUN_LIMIT:?}:\n{out}\n{err}"),
     }
+}
+
+/// The browser scenario; `RTCPROCTOR_PAGE_SHOTS=DIR` also saves screenshots.
+fn run_scenario(args: &[&str]) {
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.extend(["--timeout-ms".into(), "240000".into()]);
+    if let Some(dir) = std::env::var_os("RTCPROCTOR_PAGE_SHOTS") {
+        args.extend(["--shots".into(), dir.to_string_lossy().into_owned()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_node(&[], "page-e2e.js", &args);
+}
+
+#[test]
+fn page_socket_client_speaks_to_the_stock_server_and_notices_silence() {
+    run_node(&["--experimental-websocket"], "page-sio.js", &[]);
 }
 
 #[test]
