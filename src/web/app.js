@@ -1098,7 +1098,10 @@
     document.addEventListener('visibilitychange', onVisibility);
     // A closing tab tells the proctors at once instead of after a timeout.
     window.addEventListener('pagehide', () => {
-      for (const id of S.peers.keys()) send(id, { userLeft: true });
+      for (const id of Array.from(S.peers.keys())) {
+        send(id, { userLeft: true });
+        dropPeer(id);
+      }
       if (S.sock) S.sock.close('page closed');
     });
     if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {

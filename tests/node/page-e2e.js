@@ -484,9 +484,11 @@ async function main() {
     const ended = await viewer2.evaluate(() => V.ended);
     await viewer2.evaluate(() => {
       V.rejoin = false;
+      V.left = 0;
     });
     await student.click('#stop');
-    await until('viewer sees the stream end', () => viewer2.evaluate((n) => V.ended > n && !V.video, ended)).catch(async (e) => {
+    // The stock monitor blanks the tile on onstreamended or onleave.
+    await until('viewer sees the stream end', () => viewer2.evaluate((n) => (V.ended > n || V.left > 0) && !V.video, ended)).catch(async (e) => {
       const v = await viewer2.evaluate(() => ({ ended: V.ended, left: V.left, offline: V.offline, video: !!V.video, streams: V.streams, joins: V.joins }));
       throw new Error(e.message + ' viewer: ' + JSON.stringify(v));
     });
