@@ -157,6 +157,8 @@ pub enum CodesCommand {
     Links(CodesLinksArgs),
     /// QR codes of the students' links (terminal, PNG, SVG, printable HTML sheet).
     Qr(CodesQrArgs),
+    /// Read a roster and report what it holds and how guessable its codes are.
+    Check(CodesCheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -169,27 +171,46 @@ pub struct CodesNewArgs {
         required_unless_present = "ids"
     )]
     pub count: Option<usize>,
-    /// File with one student ID per line (or a CSV with an id column).
+    /// File with one student ID per line (or a CSV with an id column; name and
+    /// email columns are carried into the roster).
     #[arg(long, value_name = "FILE")]
     pub ids: Option<PathBuf>,
     /// Write the roster CSV here instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Replace the --out file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Strength of each code in bits (default 40, at least 30).
+    #[arg(long, value_name = "B", conflicts_with = "length")]
+    pub bits: Option<u32>,
+    /// Length of each code in characters (instead of --bits).
+    #[arg(long, value_name = "L")]
+    pub length: Option<usize>,
 }
 
 #[derive(Debug, Args)]
 pub struct CodesMoodleArgs {
-    /// The Moodle course-module id of the RTCProctor activity.
+    /// The Moodle course-module id of the RTCProctor activity (the `id=` in
+    /// the activity's address).
     #[arg(long, value_name = "N")]
     pub cmid: u64,
     /// Secret for keyed (HMAC) codes instead of the guessable plugin-compatible ones.
-    #[arg(long, value_name = "SECRET")]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "RTCPROCTOR_CODE_SECRET",
+        hide_env_values = true
+    )]
     pub secret: Option<String>,
-    /// CSV with an `email` column (and optional `name`).
+    /// CSV with an `email` column (and optional `name`), or one e-mail per line.
     pub file: PathBuf,
     /// Write the roster CSV here instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Replace the --out file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +223,12 @@ pub struct CodesLinksArgs {
     /// Write a mail-merge CSV (email, name, link) instead of plain lines.
     #[arg(long)]
     pub csv: bool,
+    /// Write here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace the --out file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +241,18 @@ pub struct CodesQrArgs {
     /// Directory for PNG/SVG files and the printable sheet (default: draw in the terminal).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace files in a non-empty --out directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Only this student (by ID; repeatable).
+    #[arg(long = "id", value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CodesCheckArgs {
+    /// The roster.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
