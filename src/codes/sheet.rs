@@ -50,7 +50,7 @@ header p { font-size: 9pt; margin: 0; color: #333; }
 .code { font-family: "DejaVu Sans Mono", ui-monospace, Menlo, Consolas, monospace;
         font-size: 15pt; font-weight: 600; letter-spacing: .1em; }
 .link { font-family: "DejaVu Sans Mono", ui-monospace, monospace; font-size: 6.5pt;
-        color: #333; overflow-wrap: anywhere; }
+        color: #333; overflow-wrap: anywhere; text-decoration: none; }
 .how { font-size: 7pt; color: #555; line-height: 1.25; }
 @media print {
   html { background: none; }
@@ -80,14 +80,16 @@ pub fn html(page_url: &str, cards: &[Card<'_>]) -> String {
             "<section class=\"card\">\n<div class=\"name\">{name}</div>\n\
              <div class=\"id\">ID {id}</div>\n<div class=\"qr\">{svg}</div>\n\
              <div class=\"label\">Stream code</div>\n<div class=\"code\">{code}</div>\n\
-             <div class=\"link\">{link}</div>\n\
+             <a class=\"link\" href=\"{href}\">{link}</a>\n\
              <div class=\"how\">Scan the code or open the link, allow the camera, then go \
              live. Keep this code to yourself.</div>\n</section>\n",
             name = escape(card.name.unwrap_or(card.id)),
             id = escape(card.id),
             svg = card.svg,
             code = escape(card.code),
-            link = escape(&card.link),
+            href = escape(&card.link),
+            // Break a long link before the code, never inside it.
+            link = escape(&card.link).replacen('#', "<wbr>#", 1),
         );
     }
     out.push_str("</main>\n</body>\n</html>\n");
