@@ -162,14 +162,10 @@ pub enum CodesCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("students").required(true).args(["count", "ids"])))]
 pub struct CodesNewArgs {
-    /// Number of students (IDs are generated).
-    #[arg(
-        long,
-        value_name = "N",
-        conflicts_with = "ids",
-        required_unless_present = "ids"
-    )]
+    /// Number of students (IDs s001, s002, ... are generated).
+    #[arg(long, value_name = "N")]
     pub count: Option<usize>,
     /// File with one student ID per line (or a CSV with an id column; name and
     /// email columns are carried into the roster).

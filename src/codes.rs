@@ -253,10 +253,10 @@ fn run_links(args: CodesLinksArgs) -> Result<()> {
         for s in &roster.students {
             let link = page.link(&s.code);
             w.write_record([
-                s.email.as_deref().unwrap_or(""),
-                s.label(),
+                &*spreadsheet_safe(s.email.as_deref().unwrap_or("")),
+                &*spreadsheet_safe(s.label()),
                 &link,
-                &s.id,
+                &*spreadsheet_safe(&s.id),
                 &s.code,
             ])
             .map_err(csv_err)?;
@@ -273,6 +273,18 @@ fn run_links(args: CodesLinksArgs) -> Result<()> {
             .collect()
     };
     output::write_text(args.out.as_deref(), &text, args.force)
+}
+
+/// A mail-merge file is opened in a spreadsheet, and names can come from
+/// students (Moodle profiles): a cell starting with `=`, `+`, `-` or `@` would
+/// run as a formula, so such text gets a leading `'` (OWASP's advice for CSV
+/// injection). Codes and links are left exact.
+fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 fn run_qr(args: CodesQrArgs) -> Result<()> {
@@ -462,6 +474,14 @@ mod tests {
         assert!(check_code("a b").unwrap_err().contains("space"));
         assert!(check_code("a\u{7}").unwrap_err().contains("control"));
         assert!(check_code(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn formulas_are_defused_in_mail_merge_cells() {
+        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(spreadsheet_safe("Ann Lee"), "Ann Lee");
+        assert_eq!(spreadsheet_safe(""), "");
     }
 
     #[test]

@@ -183,12 +183,22 @@ mod tests {
         }
         // The quiet zone is light: the first two lines are blank.
         assert!(lines[0].trim().is_empty() && lines[1].trim().is_empty());
+        // Coloured: every cell is "fg=top, bg=bottom, upper half block".
         let coloured = qr.to_terminal(true);
-        assert_eq!(
-            coloured.matches('\u{2580}').count(),
-            side * side.div_ceil(2)
-        );
-        assert!(coloured.contains("\x1b[38;5;16m") && coloured.contains("\x1b[48;5;231m"));
+        for (row, line) in coloured.lines().enumerate() {
+            let line = line.strip_suffix("\x1b[0m").unwrap();
+            let cells: Vec<&str> = line.split_terminator('\u{2580}').collect();
+            assert_eq!(cells.len(), side);
+            for (x, cell) in cells.iter().enumerate() {
+                let colour = |dark: bool| if dark { 16 } else { 231 };
+                let expect = format!(
+                    "\x1b[38;5;{}m\x1b[48;5;{}m",
+                    colour(qr.dark_at(x, 2 * row)),
+                    colour(qr.dark_at(x, 2 * row + 1))
+                );
+                assert_eq!(*cell, expect, "row {row} col {x}");
+            }
+        }
     }
 
     #[test]
