@@ -115,6 +115,11 @@ impl Roster {
                             name: None,
                             email: None,
                         }),
+                        1 if row.fields[0].contains(char::is_whitespace) => Err(format!(
+                            "found {:?}, with spaces but no tab or comma: separate the \
+                             student ID and the stream code with a tab or a comma",
+                            row.fields[0]
+                        )),
                         1 => Err(format!(
                             "expected a student ID and a stream code separated by a tab, found {:?}",
                             row.fields[0]
@@ -280,11 +285,12 @@ pub fn parse_people(text: &str, need: Need) -> std::result::Result<Vec<Person>, 
             }
             if let Some(id) = &p.id {
                 check_text("student ID", id, MAX_ID_CHARS)?;
-                if let Some(first) = ids.insert(id.clone(), p.line) {
+                if let Some(first) = ids.get(id) {
                     return Err(format!(
                         "duplicate student ID {id:?} (also on line {first})"
                     ));
                 }
+                ids.insert(id.clone(), p.line);
             }
             if let Some(name) = &p.name {
                 check_text("name", name, MAX_NAME_CHARS)?;
@@ -304,7 +310,19 @@ pub fn parse_people(text: &str, need: Need) -> std::result::Result<Vec<Person>, 
 /// dropped) or UTF-16 with a byte-order mark. Anything else is an error that
 /// names the file and line and says how to re-save it.
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::file(path, e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::Invalid(format!(
+            "{} is larger than {} MiB; a roster is a small text file (is this the right file?)",
+            path.display(),
+            MAX_FILE_BYTES >> 20
+        )));
+    }
     decode_text(&bytes).map_err(|e| parse_error(path, e))
 }
 
@@ -365,6 +383,10 @@ pub fn parse_error(path: &Path, (line, message): LineError) -> Error {
         }
     }
 }
+
+/// Ten thousand students with long names fit in a few MiB: anything bigger
+/// is the wrong file.
+const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// IDs and names are labels on a terminal: long ones are mistakes.
 const MAX_ID_CHARS: usize = 100;
@@ -795,6 +817,11 @@ mod tests {
     #[test]
     fn each_line_problem_is_named() {
         assert_eq!(err("a\n").0, 1);
+        assert!(
+            err("s001   k7m9x2p4q\n")
+                .1
+                .contains("with spaces but no tab")
+        );
         assert!(err("a\n").1.contains("separated by a tab"));
         let (line, msg) = err("a\tb\tc\n");
         assert_eq!(line, 1);
