@@ -178,7 +178,7 @@ fn timeline_svg(st: &StudentSummary, start: u64, end: u64) -> String {
     let span = (end.saturating_sub(start)).max(1) as f64;
     let w = 600.0;
     let mut svg = format!(
-        r#"<svg class="tl" viewBox="0 0 {w} 14" width="{w}" height="14" role="img" aria-label="timeline">"#
+        r#"<svg class="tl" viewBox="0 0 {w} 14" width="100%" height="14" preserveAspectRatio="none" role="img" aria-label="timeline">"#
     );
     for s in &st.timeline {
         let x = (s.start.saturating_sub(start)) as f64 / span * w;
@@ -221,7 +221,7 @@ body{{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1f24;max-width:11
 h1{{font-size:1.5rem;margin:0 0 .2rem}} h2{{font-size:1.15rem;margin:2rem 0 .5rem}}
 .meta{{color:#57606a}} table{{border-collapse:collapse;width:100%;margin:.5rem 0}}
 th,td{{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #d0d7de;vertical-align:top}}
-th{{background:#f6f8fa}} td.n{{text-align:right;font-variant-numeric:tabular-nums}}
+th{{background:#f6f8fa}} td:last-child{{width:40%;min-width:200px}} td.n{{text-align:right;font-variant-numeric:tabular-nums}}
 .tl rect.live{{fill:#0072b2}} .tl rect.joining{{fill:#56b4e9}} .tl rect.stalled{{fill:#e69f00}}
 .tl rect.reconnecting{{fill:#cc79a7}} .tl rect.offair{{fill:#d55e00}} .tl rect.unwatched{{fill:#d0d7de}}
 .legend span{{display:inline-block;margin-right:1rem}} .legend i{{display:inline-block;width:.9rem;height:.9rem;vertical-align:middle;margin-right:.3rem}}
