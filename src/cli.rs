@@ -38,6 +38,22 @@ pub enum Command {
     Student(StudentArgs),
     /// One-command demo: embedded server, synthetic students and the dashboard.
     Demo(DemoArgs),
+    /// Report of a recorded session: HTML (self-contained) and CSV.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Session name, session directory or record file (several merge
+    /// records of the same exam from different proctors).
+    #[arg(required = true, value_name = "SESSION")]
+    pub sessions: Vec<String>,
+    /// Write a self-contained HTML report here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write CSV exports (students, timeline, attention, chat) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub csv: Option<PathBuf>,
 }
 
 /// Options shared by everything that runs a signalling server (`serve`, and the
@@ -139,9 +155,14 @@ pub struct MonitorArgs {
     #[arg(long, value_enum, default_value_t = GraphicsMode::Auto)]
     pub graphics: GraphicsMode,
 
-    /// Session name for the record (default: derived from the roster and date).
+    /// Session name for the record (default: the roster's name and today's
+    /// date). An existing session is resumed: chat, attention queue, off-air times.
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,
+
+    /// Also save a snapshot of every live student every N minutes (0 = off).
+    #[arg(long, default_value_t = 0, value_name = "MINUTES")]
+    pub snapshot_every: u64,
 
     #[command(flatten)]
     pub server_opts: ServerOpts,
