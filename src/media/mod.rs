@@ -1,2 +1,19 @@
 //! Media: WebRTC peers, RTP depacketizing, decoding, scaling and the
-//! latest-frame slots the dashboard pulls from.
+//! audio level meter.
+//!
+//! - [`session`]: one receive-only peer connection per student (answers the
+//!   student's offer, trickles candidates, reads RTP, sends PLIs).
+//! - [`decode`]: the decode worker pool (openh264), off the async runtime,
+//!   publishing into [`crate::proctor::FrameSlots`].
+//! - [`scale`]: I420 → RGB thumbnails, scaled in YUV first (pure).
+//! - [`audio`]: audio level from the RFC 6464 header extension (pure).
+//! - [`sdp`]: the codec-preference edit of the offer and extmap look-ups (pure).
+
+pub mod audio;
+pub mod decode;
+pub mod scale;
+pub mod sdp;
+pub mod session;
+
+pub use decode::{Codec, DecodePool, FrameSink};
+pub use session::{MediaConfig, MediaSession, SessionEvent, THUMBNAIL_MAX};

@@ -75,6 +75,9 @@ pub struct StreamStats {
     pub frame_age_ms: Option<u64>,
     /// Audio level 0.0 (silence) ..= 1.0 (loud).
     pub audio_level: f32,
+    /// Mean milliseconds of decode + scale + colour conversion per decoded
+    /// frame in this interval (0 when nothing was decoded).
+    pub decode_ms: f32,
 }
 
 /// Facts the engine reports.
