@@ -4,6 +4,10 @@
 //! - [`protocol`]: event names and payload types shared by server and client.
 //! - [`server`]: the signalling server (`rtcproctor serve`, and embedded in
 //!   `monitor` and `demo`).
+//! - [`client`]: our socket.io client (monitor engine, synthetic students).
+//! - [`packet`]: Engine.IO v4 / Socket.IO v5 text framing (pure).
 
+pub mod client;
+pub mod packet;
 pub mod protocol;
 pub mod server;
