@@ -77,7 +77,7 @@ fn box_mean(plane: &[u8], stride: usize, x0: usize, x1: usize, y0: usize, y1: us
             n += px.len() as u32;
         }
     }
-    if n == 0 { 128 } else { (sum / n) as u8 }
+    sum.checked_div(n).map_or(128, |m| m as u8)
 }
 
 /// BT.601 limited range YCbCr to RGB, integer arithmetic.

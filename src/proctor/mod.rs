@@ -19,6 +19,12 @@ use serde::Serialize;
 use crate::cli::MonitorArgs;
 use crate::{Error, Result};
 
+pub mod engine;
+pub mod headless;
+pub mod student;
+
+pub use engine::{EngineConfig, Timing};
+
 /// A student as the engine knows them: the roster ID, or `?CODE` for someone
 /// who publishes a code that is not on the roster.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -204,8 +210,64 @@ pub struct EngineHandle {
 }
 
 /// Entry point of `rtcproctor monitor`.
-pub async fn run_monitor(_args: MonitorArgs) -> Result<()> {
-    Err(Error::NotAvailable("monitor"))
+pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
+    let roster = crate::roster::Roster::load(&args.roster)?;
+    let Some(server) = &args.server else {
+        return Err(Error::Invalid(
+            "this build has no embedded server yet: start `rtcproctor serve` and pass its address with --server URL".into(),
+        ));
+    };
+    let url = parse_server_url(server)?;
+    let mut config = EngineConfig::new(url);
+    config.proctor_key = args.proctor_key.clone();
+    config.media.ice_servers = ice_servers(&args.server_opts);
+    let engine = engine::start(roster, config)?;
+    if args.headless {
+        headless::run(engine).await
+    } else {
+        Err(Error::NotAvailable("monitor without --headless"))
+    }
+}
+
+/// `host:port`, `http://host:port` or `https://...`, normalised to the
+/// `socketURL` form with a trailing slash.
+pub fn parse_server_url(s: &str) -> Result<url::Url> {
+    let with_scheme = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|e| {
+        Error::Invalid(format!(
+            "--server \"{s}\" is not a URL ({e}); use e.g. https://proctor.example.org:8443/"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(Error::Invalid(format!(
+            "--server \"{s}\" must be an http:// or https:// address with a host"
+        )));
+    }
+    Ok(url)
+}
+
+/// ICE servers from `--ice` / `--turn-user` / `--turn-pass`.
+pub fn ice_servers(opts: &crate::cli::ServerOpts) -> Vec<webrtc::peer_connection::RTCIceServer> {
+    opts.ice
+        .iter()
+        .map(|u| webrtc::peer_connection::RTCIceServer {
+            urls: vec![u.clone()],
+            username: if u.starts_with("turn") {
+                opts.turn_user.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+            credential: if u.starts_with("turn") {
+                opts.turn_pass.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+        })
+        .collect()
 }
 
 mod unix_millis {
