@@ -186,9 +186,13 @@ fn new_decoder(codec: Codec) -> Result<Box<dyn VideoDecoder>, String> {
         Codec::H264 => openh264::decoder::Decoder::new()
             .map(|d| Box::new(H264Decoder(d)) as Box<dyn VideoDecoder>)
             .map_err(|e| format!("cannot start the H.264 decoder: {e}")),
-        Codec::Vp8 => Err(
-            "this build cannot decode VP8 video: the student is live but shows no picture".into(),
-        ),
+        Codec::Vp8 => super::vp8::Vp8Decoder::new().map(|d| Box::new(d) as Box<dyn VideoDecoder>),
+    }
+}
+
+impl VideoDecoder for super::vp8::Vp8Decoder {
+    fn decode(&mut self, au: &[u8], out: &mut dyn FnMut(Planes<'_>)) -> Result<(), String> {
+        super::vp8::Vp8Decoder::decode(self, au, out)
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! - [`session`]: one receive-only peer connection per student (answers the
 //!   student's offer, trickles candidates, reads RTP, sends PLIs).
-//! - [`decode`]: the decode worker pool (openh264), off the async runtime,
+//! - [`decode`]: the decode worker pool (openh264; libvpx for VP8 in
+//!   [`vp8`]), off the async runtime,
 //!   publishing into [`crate::proctor::FrameSlots`].
 //! - [`scale`]: I420 → RGB thumbnails, scaled in YUV first (pure).
 //! - [`audio`]: audio level from the RFC 6464 header extension (pure).
@@ -14,6 +15,7 @@ pub mod decode;
 pub mod scale;
 pub mod sdp;
 pub mod session;
+pub mod vp8;
 
 pub use decode::{Codec, DecodePool, FrameSink};
 pub use session::{MediaConfig, MediaSession, SessionEvent, THUMBNAIL_MAX};

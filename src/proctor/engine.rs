@@ -736,9 +736,9 @@ impl StudentTask {
                         }
                     }
                     Some(SessionEvent::Track { mime, .. }) => {
-                        if mime.starts_with("video/") && Codec::from_mime(&mime) == Some(Codec::Vp8) {
+                        if mime.starts_with("video/") && Codec::from_mime(&mime).is_none() {
                             self.ctx.notice(format!(
-                                "{} sends VP8 video, which this build does not decode: live, but no picture",
+                                "{} sends {mime} video, which rtcproctor does not decode: live, but no picture",
                                 self.id
                             )).await;
                         }

@@ -84,15 +84,117 @@ impl PeerConnectionEventHandler for OffererHandler {
     }
 }
 
+/// What the fixture publisher sends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Video {
+    /// H.264 (openh264), the only video codec in the offer.
+    H264,
+    /// VP8 (libvpx), the only video codec in the offer.
+    Vp8Only,
+}
+
+/// A minimal libvpx VP8 encoder for the VP8-only publisher.
+struct Vp8Encoder {
+    ctx: Box<vpx_sys::vpx_codec_ctx_t>,
+}
+
+impl Vp8Encoder {
+    fn new(fps: u32) -> Self {
+        unsafe {
+            let iface = vpx_sys::vpx_codec_vp8_cx();
+            let mut cfg = std::mem::MaybeUninit::<vpx_sys::vpx_codec_enc_cfg_t>::uninit();
+            assert_eq!(
+                vpx_sys::vpx_codec_enc_config_default(iface, cfg.as_mut_ptr(), 0),
+                vpx_sys::VPX_CODEC_OK
+            );
+            let mut cfg = cfg.assume_init();
+            cfg.g_w = W as u32;
+            cfg.g_h = H as u32;
+            cfg.g_timebase = vpx_sys::vpx_rational {
+                num: 1,
+                den: fps as i32,
+            };
+            cfg.rc_target_bitrate = 400;
+            cfg.g_lag_in_frames = 0;
+            let mut ctx: Box<vpx_sys::vpx_codec_ctx_t> = Box::new(std::mem::zeroed());
+            assert_eq!(
+                vpx_sys::vpx_codec_enc_init_ver(
+                    &mut *ctx,
+                    iface,
+                    &cfg,
+                    0,
+                    vpx_sys::VPX_ENCODER_ABI_VERSION as i32
+                ),
+                vpx_sys::VPX_CODEC_OK
+            );
+            Vp8Encoder { ctx }
+        }
+    }
+
+    fn encode(&mut self, yuv: &mut [u8], pts: i64, key: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        unsafe {
+            let mut img = std::mem::MaybeUninit::<vpx_sys::vpx_image_t>::uninit();
+            let img = vpx_sys::vpx_img_wrap(
+                img.as_mut_ptr(),
+                vpx_sys::vpx_img_fmt::VPX_IMG_FMT_I420,
+                W as u32,
+                H as u32,
+                1,
+                yuv.as_mut_ptr(),
+            );
+            let flags = if key {
+                vpx_sys::VPX_EFLAG_FORCE_KF as i64
+            } else {
+                0
+            };
+            let err = vpx_sys::vpx_codec_encode(
+                &mut *self.ctx,
+                img,
+                pts,
+                1,
+                flags,
+                vpx_sys::VPX_DL_REALTIME as u64,
+            );
+            assert_eq!(err, vpx_sys::VPX_CODEC_OK);
+            let mut iter: vpx_sys::vpx_codec_iter_t = std::ptr::null();
+            loop {
+                let pkt = vpx_sys::vpx_codec_get_cx_data(&mut *self.ctx, &mut iter);
+                if pkt.is_null() {
+                    break;
+                }
+                if (*pkt).kind == vpx_sys::vpx_codec_cx_pkt_kind::VPX_CODEC_CX_FRAME_PKT {
+                    let f = (*pkt).data.frame;
+                    out.extend_from_slice(std::slice::from_raw_parts(
+                        f.buf as *const u8,
+                        f.sz as usize,
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Vp8Encoder {
+    fn drop(&mut self) {
+        unsafe {
+            vpx_sys::vpx_codec_destroy(&mut *self.ctx);
+        }
+    }
+}
+
 struct Publisher {
     pc: Arc<dyn PeerConnection>,
     candidates: mpsc::UnboundedReceiver<RTCIceCandidateInit>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, no frames are sent (the stream stalls).
+    paused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Publisher {
-    /// A peer offering one H.264 track; returns it and its offer SDP.
-    async fn offer(fps: u32) -> (Publisher, String) {
+    /// A peer offering one video track; returns it and its offer SDP.
+    async fn offer(fps: u32, video: Video) -> (Publisher, String) {
         let mut me = MediaEngine::default();
         me.register_default_codecs().unwrap();
         let (ctx, crx) = mpsc::unbounded_channel();
@@ -108,13 +210,21 @@ impl Publisher {
             .await
             .unwrap();
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        let codec = rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
-            mime_type: "video/H264".into(),
-            clock_rate: 90_000,
-            channels: 0,
-            sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-                .into(),
-            rtcp_feedback: vec![],
+        let codec = match video {
+            Video::H264 => rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+                mime_type: "video/H264".into(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line:
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
+                rtcp_feedback: vec![],
+            },
+            // The offer lists only the track's codec: a VP8-only offer.
+            Video::Vp8Only => rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+                mime_type: "video/VP8".into(),
+                clock_rate: 90_000,
+                ..Default::default()
+            },
         };
         let ssrc: u32 = rand::random();
         let track = Arc::new(
@@ -146,9 +256,11 @@ impl Publisher {
         pc.set_local_description(offer).await.unwrap();
         let sdp = pc.local_description().await.unwrap().sdp;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
         // Encode on a plain thread (the encoder is not async), write on the runtime.
         let handle = tokio::runtime::Handle::current();
         let stop2 = Arc::clone(&stop);
+        let paused2 = Arc::clone(&paused);
         std::thread::spawn(move || {
             let pt = loop {
                 let params = handle.block_on(sender.get_parameters());
@@ -160,24 +272,35 @@ impl Publisher {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             };
-            let mut enc = openh264::encoder::Encoder::new().unwrap();
+            let mut h264 = openh264::encoder::Encoder::new().unwrap();
+            let mut vp8 = (video == Video::Vp8Only).then(|| Vp8Encoder::new(fps));
             let frame_time = Duration::from_secs(1) / fps;
             let mut n = 0u32;
             let mut next = Instant::now();
             while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-                n += 1;
-                if n.is_multiple_of(fps * 2) {
-                    enc.force_intra_frame();
+                next += frame_time;
+                if paused2.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                    continue;
                 }
-                let buf = openh264::formats::YUVBuffer::from_vec(pattern(n), W, H);
-                let au = enc.encode(&buf).unwrap().to_vec();
+                n += 1;
+                let key = n.is_multiple_of(fps * 2);
+                let au = match vp8.as_mut() {
+                    Some(enc) => enc.encode(&mut pattern(n), n as i64, key || n == 1),
+                    None => {
+                        if key {
+                            h264.force_intra_frame();
+                        }
+                        let buf = openh264::formats::YUVBuffer::from_vec(pattern(n), W, H);
+                        h264.encode(&buf).unwrap().to_vec()
+                    }
+                };
                 let sample = rtc::media::Sample {
                     data: au.into(),
                     duration: frame_time,
                     ..rtc::media::Sample::new(Instant::now())
                 };
                 let _ = handle.block_on(track.sample_writer(ssrc, pt).write_sample(&sample));
-                next += frame_time;
                 std::thread::sleep(next.saturating_duration_since(Instant::now()));
             }
         });
@@ -186,6 +309,7 @@ impl Publisher {
                 pc,
                 candidates: crx,
                 stop,
+                paused,
             },
             sdp,
         )
@@ -220,35 +344,66 @@ async fn counter_above(slots: &FrameSlots, student: &StudentId, above: u32) -> u
     }
 }
 
+/// Answer `publisher`'s offer with a session and trickle until `slots`
+/// show a counted frame; returns the session and the first counter.
+async fn connect_loopback(
+    video: Video,
+) -> (
+    Publisher,
+    MediaSession,
+    FrameSlots,
+    StudentId,
+    mpsc::Receiver<EngineEvent>,
+    u32,
+) {
+    let (mut publisher, offer) = Publisher::offer(10, video).await;
+    let slots = FrameSlots::default();
+    let (events, events_rx) = mpsc::channel(64);
+    let student = StudentId("loop".into());
+    let sink = Arc::new(FrameSink::new(student.clone(), slots.clone(), events));
+    let pool = DecodePool::new(1).unwrap();
+    let (session, answer, mut sev) =
+        MediaSession::answer(&MediaConfig::loopback(), &offer, sink, pool, true, false)
+            .await
+            .unwrap();
+    publisher.set_answer(&answer).await;
+    let s = &session;
+    let first = tokio::select! {
+        n = counter_above(&slots, &student, 0) => n,
+        _ = async {
+            loop {
+                tokio::select! {
+                    Some(c) = publisher.candidates.recv() => s.add_remote_candidate(c).await.unwrap(),
+                    Some(ev) = sev.recv() => if let SessionEvent::LocalCandidate(c) = ev {
+                        publisher.pc.add_ice_candidate(c).await.unwrap();
+                    },
+                }
+            }
+        } => unreachable!(),
+    };
+    (publisher, session, slots, student, events_rx, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_vp8_only_publisher_still_decodes() {
+    timeout(Duration::from_secs(30), async {
+        let (_publisher, session, slots, student, _ev, first) =
+            connect_loopback(Video::Vp8Only).await;
+        counter_above(&slots, &student, first + 3).await;
+        let stats = session.take_stats();
+        assert_eq!(stats.codec, "VP8");
+        assert_eq!((stats.width, stats.height), (320, 240));
+        session.close().await;
+    })
+    .await
+    .expect("VP8 loopback test timed out");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_peer_decodes_the_frame_counter() {
     timeout(Duration::from_secs(30), async {
-        let (mut publisher, offer) = Publisher::offer(10).await;
-        let slots = FrameSlots::default();
-        let (events, mut events_rx) = mpsc::channel(64);
-        let student = StudentId("loop".into());
-        let sink = Arc::new(FrameSink::new(student.clone(), slots.clone(), events));
-        let pool = DecodePool::new(1).unwrap();
-        let (session, answer, mut sev) =
-            MediaSession::answer(&MediaConfig::loopback(), &offer, sink, pool, true, false)
-                .await
-                .unwrap();
-        publisher.set_answer(&answer).await;
-        // Trickle both ways until frames arrive.
-        let s = &session;
-        let first = tokio::select! {
-            n = counter_above(&slots, &student, 0) => n,
-            _ = async {
-                loop {
-                    tokio::select! {
-                        Some(c) = publisher.candidates.recv() => s.add_remote_candidate(c).await.unwrap(),
-                        Some(ev) = sev.recv() => if let SessionEvent::LocalCandidate(c) = ev {
-                            publisher.pc.add_ice_candidate(c).await.unwrap();
-                        },
-                    }
-                }
-            } => unreachable!(),
-        };
+        let (_publisher, session, slots, student, mut events_rx, first) =
+            connect_loopback(Video::H264).await;
         let later = counter_above(&slots, &student, first + 4).await;
         assert!(later > first);
         let f = slots.latest(&student).unwrap();
@@ -260,7 +415,10 @@ async fn loopback_peer_decodes_the_frame_counter() {
         let stats = session.take_stats();
         assert_eq!(stats.codec, "H264");
         assert_eq!((stats.width, stats.height), (320, 240));
-        assert!(stats.fps_received > 0.0 && stats.bitrate_kbps > 0.0, "{stats:?}");
+        assert!(
+            stats.fps_received > 0.0 && stats.bitrate_kbps > 0.0,
+            "{stats:?}"
+        );
 
         // Enlarged: full decoded size.
         session.set_full_resolution(true);
@@ -271,7 +429,10 @@ async fn loopback_peer_decodes_the_frame_counter() {
                 assert!(read_counter(&f) > later);
                 break;
             }
-            assert!(Instant::now() < deadline, "never switched to full resolution");
+            assert!(
+                Instant::now() < deadline,
+                "never switched to full resolution"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
 
@@ -363,6 +524,8 @@ struct Student {
     received: mpsc::UnboundedReceiver<Value>,
     task: tokio::task::JoinHandle<()>,
     msg_id: u64,
+    /// The pause switches of this student's publishers (one per viewer).
+    pause_flags: Arc<std::sync::Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>>,
 }
 
 impl Student {
@@ -388,6 +551,8 @@ impl Student {
         assert_eq!(ack.first(), Some(&Value::Bool(true)), "open-room: {ack:?}");
         let (tx, received) = mpsc::unbounded_channel();
         let c = client.clone();
+        let pause_flags = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let flags = Arc::clone(&pause_flags);
         let task = tokio::spawn(async move {
             let mut peers: Vec<(String, Publisher)> = Vec::new();
             let (cand_tx, mut cand_rx) = mpsc::unbounded_channel::<(String, RTCIceCandidateInit)>();
@@ -411,7 +576,8 @@ impl Student {
                         let viewer = env["sender"].as_str().unwrap_or("").to_string();
                         let msg = &env["message"];
                         if msg["newParticipationRequest"] == json!(true) {
-                            let (mut p, sdp) = Publisher::offer(10).await;
+                            let (mut p, sdp) = Publisher::offer(10, Video::H264).await;
+                            flags.lock().unwrap().push(Arc::clone(&p.paused));
                             let mut cands = std::mem::replace(&mut p.candidates, mpsc::unbounded_channel().1);
                             let (to, ctx) = (viewer.clone(), cand_tx.clone());
                             tokio::spawn(async move {
@@ -451,6 +617,14 @@ impl Student {
             received,
             task,
             msg_id: 0,
+            pause_flags,
+        }
+    }
+
+    /// Stop (or resume) sending video without leaving: the stream stalls.
+    fn set_paused(&self, paused: bool) {
+        for f in self.pause_flags.lock().unwrap().iter() {
+            f.store(paused, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -629,6 +803,18 @@ async fn engine_end_to_end(url: url::Url) {
     let png = image::open(&path).expect("snapshot is a PNG").to_rgb8();
     assert!(png.width() > 0 && png.height() > 0);
     let _ = std::fs::remove_dir_all(&dir);
+
+    // The camera freezes (no RTP, socket still up): stalled, then live again.
+    student.set_paused(true);
+    wait_for(&mut engine, "s1 stalled", |e| {
+        is_state(e, "s1", StreamState::Stalled)
+    })
+    .await;
+    student.set_paused(false);
+    wait_for(&mut engine, "s1 live after the stall", |e| {
+        is_state(e, "s1", StreamState::Live)
+    })
+    .await;
 
     // The student stops: left, and the frame slot is cleared.
     student.stop().await;
