@@ -126,7 +126,8 @@ impl ClientConfig {
             if let Some(key) = &self.proctor_key {
                 q.append_pair(super::protocol::PROCTOR_KEY_PARAM, key);
             }
-            q.append_pair("EIO", "4").append_pair("transport", "websocket");
+            q.append_pair("EIO", "4")
+                .append_pair("transport", "websocket");
         }
         Ok(ws)
     }
@@ -181,9 +182,7 @@ const EVENT_QUEUE: usize = 1024;
 impl SignalClient {
     /// Connect and join the default namespace. Returns after the server's
     /// namespace CONNECT ack, so emits right after this are delivered.
-    pub async fn connect(
-        cfg: ClientConfig,
-    ) -> Result<(SignalClient, mpsc::Receiver<ClientEvent>)> {
+    pub async fn connect(cfg: ClientConfig) -> Result<(SignalClient, mpsc::Receiver<ClientEvent>)> {
         Self::connect_with_acks(cfg, None).await
     }
 
@@ -360,7 +359,10 @@ impl SignalClient {
 
     /// Replace the handler that answers server events asking for an ack (see
     /// [`connect_with_acks`](Self::connect_with_acks)).
-    pub fn on_ack_request(&self, handler: impl Fn(&str, &[Value]) -> Vec<Value> + Send + Sync + 'static) {
+    pub fn on_ack_request(
+        &self,
+        handler: impl Fn(&str, &[Value]) -> Vec<Value> + Send + Sync + 'static,
+    ) {
         if let Ok(mut slot) = self.inner.ack_handler.lock() {
             *slot = Some(Arc::new(handler));
         }
@@ -407,10 +409,8 @@ struct ConnectionTask {
     ack_handler: Arc<Mutex<Option<AckHandler>>>,
 }
 
-type WsSink = futures_util::stream::SplitSink<
-    tokio_tungstenite::WebSocketStream<BoxedStream>,
-    Message,
->;
+type WsSink =
+    futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<BoxedStream>, Message>;
 type WsStream = futures_util::stream::SplitStream<tokio_tungstenite::WebSocketStream<BoxedStream>>;
 
 impl ConnectionTask {
@@ -519,11 +519,13 @@ impl ConnectionTask {
                 let reply = match (id, handler) {
                     (Some(id), Some(h)) => {
                         let ack_args = h(&name, &args);
-                        Some(packet::format_engine(&EnginePacket::Message(SocketPacket::Ack {
-                            ns: packet::DEFAULT_NS.into(),
-                            id,
-                            args: ack_args,
-                        })))
+                        Some(packet::format_engine(&EnginePacket::Message(
+                            SocketPacket::Ack {
+                                ns: packet::DEFAULT_NS.into(),
+                                id,
+                                args: ack_args,
+                            },
+                        )))
                     }
                     _ => None,
                 };
@@ -559,7 +561,10 @@ type BoxedStream = Box<dyn AsyncStream>;
 async fn open_stream(cfg: &ClientConfig, ws_url: &url::Url) -> Result<BoxedStream> {
     let host = ws_url.host_str().unwrap_or_default().to_string();
     let port = ws_url.port_or_known_default().unwrap_or(80);
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let bare_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let tcp = tokio::net::TcpStream::connect((bare_host.as_str(), port))
         .await
         .map_err(|e| {
@@ -644,7 +649,11 @@ fn system_roots() -> Result<rustls::RootCertStore> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     let from_env = std::env::var("SSL_CERT_FILE").ok();
-    for path in from_env.iter().map(String::as_str).chain(CA_BUNDLES.iter().copied()) {
+    for path in from_env
+        .iter()
+        .map(String::as_str)
+        .chain(CA_BUNDLES.iter().copied())
+    {
         if let Ok(certs) = rustls::pki_types::CertificateDer::pem_file_iter(path) {
             roots.add_parsable_certificates(certs.flatten());
             if !roots.is_empty() {
@@ -664,13 +673,11 @@ fn parse_fingerprint(text: &str) -> Result<[u8; 32]> {
         .filter(|c| !matches!(c, ':' | ' ' | '-'))
         .collect();
     let bytes = hex::decode(&clean).ok().filter(|b| b.len() == 32);
-    bytes
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            invalid(format!(
-                "\"{text}\" is not a SHA-256 fingerprint; expected 64 hex digits (colons allowed)"
-            ))
-        })
+    bytes.and_then(|b| b.try_into().ok()).ok_or_else(|| {
+        invalid(format!(
+            "\"{text}\" is not a SHA-256 fingerprint; expected 64 hex digits (colons allowed)"
+        ))
+    })
 }
 
 fn is_loopback_host(host: &str) -> bool {
@@ -886,7 +893,10 @@ mod tests {
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.expect("accept");
             let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("ws");
-            async fn send(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, t: &str) {
+            async fn send(
+                ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+                t: &str,
+            ) {
                 ws.send(Message::text(t.to_string())).await.expect("send");
             }
             send(&mut ws, r#"0{"sid":"e1","upgrades":[],"pingInterval":300,"pingTimeout":200,"maxPayload":100000}"#).await;
@@ -950,12 +960,20 @@ mod tests {
             })
         );
         let a = client
-            .emit_with_ack("open-room", vec![json!({"sessionid":"r"})], Duration::from_secs(5))
+            .emit_with_ack(
+                "open-room",
+                vec![json!({"sessionid":"r"})],
+                Duration::from_secs(5),
+            )
             .await
             .expect("ack 0");
         assert_eq!(a, vec![json!(false), json!("Room not available")]);
         let b = client
-            .emit_with_ack("open-room", vec![json!({"sessionid":"r"})], Duration::from_secs(5))
+            .emit_with_ack(
+                "open-room",
+                vec![json!({"sessionid":"r"})],
+                Duration::from_secs(5),
+            )
             .await
             .expect("ack 1");
         assert_eq!(b, vec![json!(true)]);

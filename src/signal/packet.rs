@@ -67,7 +67,11 @@ pub enum SocketPacket {
         args: Vec<Value>,
     },
     /// `3[/ns,]id[args...]`: the answer to an event that carried `id`.
-    Ack { ns: String, id: u64, args: Vec<Value> },
+    Ack {
+        ns: String,
+        id: u64,
+        args: Vec<Value>,
+    },
     /// `4[/ns,]{data}`: the server refused the namespace connection.
     ConnectError { ns: String, data: Value },
 }
@@ -352,7 +356,10 @@ mod tests {
             args: vec![json!(false), json!("Room not available")],
         };
         assert_eq!(format_socket(&ack), r#"30[false,"Room not available"]"#);
-        assert_eq!(parse_engine(r#"430[false,"Room not available"]"#), Ok(msg(ack)));
+        assert_eq!(
+            parse_engine(r#"430[false,"Room not available"]"#),
+            Ok(msg(ack))
+        );
         assert_eq!(
             parse_engine("4312345[true]"),
             Ok(msg(SocketPacket::Ack {
@@ -391,10 +398,22 @@ mod tests {
         assert_eq!(parse_engine("4"), Err(FrameError::Empty));
         assert_eq!(parse_engine("47"), Err(FrameError::UnknownSocketType('7')));
         assert!(matches!(parse_engine("42[oops"), Err(FrameError::Json(_))));
-        assert!(matches!(parse_engine("42{}"), Err(FrameError::Malformed(_))));
-        assert!(matches!(parse_engine("42[]"), Err(FrameError::Malformed(_))));
-        assert!(matches!(parse_engine("42[1]"), Err(FrameError::Malformed(_))));
-        assert!(matches!(parse_engine("43[true]"), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            parse_engine("42{}"),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_engine("42[]"),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_engine("42[1]"),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_engine("43[true]"),
+            Err(FrameError::Malformed(_))
+        ));
         assert!(matches!(
             parse_engine("4299999999999999999999[\"x\"]"),
             Err(FrameError::Malformed(_))
