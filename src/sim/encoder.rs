@@ -138,7 +138,13 @@ mod tests {
             .expect("encode")
             .expect("frame");
         let sps = openh264::nal_units(&f.data)
-            .map(|nal| nal.iter().skip_while(|b| **b == 0).skip(1).copied().collect::<Vec<_>>())
+            .map(|nal| {
+                nal.iter()
+                    .skip_while(|b| **b == 0)
+                    .skip(1)
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
             .find(|nal| nal.first().map(|h| h & 0x1F) == Some(7))
             .expect("an SPS before the IDR");
         assert_eq!(sps[1], 66, "profile_idc baseline");

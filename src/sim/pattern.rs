@@ -123,7 +123,13 @@ impl Pattern {
         // A gentle horizontal gradient so the picture is not flat.
         for x in 0..width {
             let luma = BACKGROUND.0 + (x * 40 / width) as u8;
-            base.fill(x, 0, x + 1, row_y(height, MARK_ROW), (luma, BACKGROUND.1, BACKGROUND.2));
+            base.fill(
+                x,
+                0,
+                x + 1,
+                row_y(height, MARK_ROW),
+                (luma, BACKGROUND.1, BACKGROUND.2),
+            );
         }
         draw_text(&mut base, name);
         Ok(Pattern {
@@ -145,7 +151,11 @@ impl Pattern {
         let bounce = |range: usize, period_ms: u64| -> usize {
             let phase = marks.sent_unix_ms % period_ms;
             let half = period_ms / 2;
-            let t = if phase < half { phase } else { period_ms - phase };
+            let t = if phase < half {
+                phase
+            } else {
+                period_ms - phase
+            };
             (range as u64 * t / half) as usize
         };
         let x = bounce(w.saturating_sub(side), 4000);
@@ -281,7 +291,12 @@ fn read_with(width: usize, height: usize, luma: impl Fn(usize, usize) -> u8) -> 
         let (x0, y0, x1, y1) = cell_rect(width, height, i);
         // The inner half of the cell: edges blur under compression and scaling.
         let (mx, my) = ((x1 - x0) / 4, (y1 - y0) / 4);
-        let (sx0, sx1, sy0, sy1) = (x0 + mx, (x1 - mx).max(x0 + mx + 1), y0 + my, (y1 - my).max(y0 + my + 1));
+        let (sx0, sx1, sy0, sy1) = (
+            x0 + mx,
+            (x1 - mx).max(x0 + mx + 1),
+            y0 + my,
+            (y1 - my).max(y0 + my + 1),
+        );
         let (mut sum, mut n) = (0u32, 0u32);
         for y in sy0..sy1.min(height) {
             for x in sx0..sx1.min(width) {
@@ -342,15 +357,32 @@ mod tests {
     #[test]
     fn the_square_moves_and_the_name_is_drawn() {
         let mut p = Pattern::new(320, 240, "ANN").expect("pattern");
-        let a = p.draw(Marks { counter: 0, sent_unix_ms: 0 }).clone();
-        let b = p.draw(Marks { counter: 1, sent_unix_ms: 700 }).clone();
+        let a = p
+            .draw(Marks {
+                counter: 0,
+                sent_unix_ms: 0,
+            })
+            .clone();
+        let b = p
+            .draw(Marks {
+                counter: 1,
+                sent_unix_ms: 700,
+            })
+            .clone();
         let moving_rows = row_y(240, 2) * 320..row_y(240, MARK_ROW) * 320;
         assert_ne!(a.y[moving_rows.clone()], b.y[moving_rows]);
         let name_rows = &a.y[..row_y(240, 2) * 320];
         assert!(name_rows.iter().filter(|&&l| l == NAME.0).count() > 100);
         // Another name gives another picture.
         let mut q = Pattern::new(320, 240, "BOB").expect("pattern");
-        assert_ne!(q.draw(Marks { counter: 0, sent_unix_ms: 0 }).y, a.y);
+        assert_ne!(
+            q.draw(Marks {
+                counter: 0,
+                sent_unix_ms: 0
+            })
+            .y,
+            a.y
+        );
     }
 
     #[test]
@@ -401,15 +433,32 @@ mod tests {
                 };
                 let (dw, dh) = yuv.dimensions();
                 let (ys, _, _) = yuv.strides();
-                assert_eq!(read_marks(yuv.y(), ys, dw, dh), Some(marks), "{w}x{h} frame {i}");
+                assert_eq!(
+                    read_marks(yuv.y(), ys, dw, dh),
+                    Some(marks),
+                    "{w}x{h} frame {i}"
+                );
                 let mut rgb = vec![0u8; dw * dh * 3];
                 yuv.write_rgb8(&mut rgb);
-                assert_eq!(read_marks_rgb(&rgb, dw, dh), Some(marks), "rgb {w}x{h} frame {i}");
+                assert_eq!(
+                    read_marks_rgb(&rgb, dw, dh),
+                    Some(marks),
+                    "rgb {w}x{h} frame {i}"
+                );
                 let small = downscale(yuv.y(), ys, dw, dh, 80, 60);
-                assert_eq!(read_marks(&small, 80, 80, 60), Some(marks), "80x60 from {w}x{h} frame {i}");
+                assert_eq!(
+                    read_marks(&small, 80, 80, 60),
+                    Some(marks),
+                    "80x60 from {w}x{h} frame {i}"
+                );
                 let img = image::RgbImage::from_raw(dw as u32, dh as u32, rgb).expect("image");
-                let thumb = image::imageops::resize(&img, 80, 60, image::imageops::FilterType::Triangle);
-                assert_eq!(read_marks_rgb(thumb.as_raw(), 80, 60), Some(marks), "rgb 80x60 frame {i}");
+                let thumb =
+                    image::imageops::resize(&img, 80, 60, image::imageops::FilterType::Triangle);
+                assert_eq!(
+                    read_marks_rgb(thumb.as_raw(), 80, 60),
+                    Some(marks),
+                    "rgb 80x60 frame {i}"
+                );
                 read += 1;
             }
             assert!(read >= 10, "only {read} of 12 frames decoded at {w}x{h}");
