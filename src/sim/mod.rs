@@ -195,12 +195,20 @@ pub fn configs_from_args(args: &StudentArgs) -> Result<Vec<StudentConfig>> {
 
 /// "WxH" with even numbers of at least 32x24.
 pub fn parse_size(text: &str) -> Result<(usize, usize)> {
-    let parsed = text
-        .split_once(['x', 'X'])
-        .and_then(|(w, h)| Some((w.trim().parse().ok()?, h.trim().parse().ok()?)));
+    let parsed = text.split_once(['x', 'X']).and_then(|(w, h)| {
+        Some((
+            w.trim().parse::<usize>().ok()?,
+            h.trim().parse::<usize>().ok()?,
+        ))
+    });
     match parsed {
         Some((w, h))
-            if w >= 32 && h >= 24 && w % 2 == 0 && h % 2 == 0 && w <= 4096 && h <= 4096 =>
+            if w >= 32
+                && h >= 24
+                && w.is_multiple_of(2)
+                && h.is_multiple_of(2)
+                && w <= 4096
+                && h <= 4096 =>
         {
             Ok((w, h))
         }

@@ -114,7 +114,7 @@ pub struct Pattern {
 impl Pattern {
     /// A pattern of `width` x `height` (even, at least 32x24) with `name`.
     pub fn new(width: usize, height: usize, name: &str) -> crate::Result<Pattern> {
-        if width < 32 || height < 24 || width % 2 != 0 || height % 2 != 0 {
+        if width < 32 || height < 24 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
             return Err(crate::Error::Invalid(format!(
                 "picture size {width}x{height} cannot carry the test pattern: use even sizes of at least 32x24, e.g. 320x240"
             )));

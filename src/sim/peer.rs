@@ -143,7 +143,6 @@ impl Peer {
                 RTCRtpCodecParameters {
                     rtp_codec: h264.clone(),
                     payload_type: 102,
-                    ..Default::default()
                 },
                 RtpCodecKind::Video,
             )
@@ -154,7 +153,6 @@ impl Peer {
                     RTCRtpCodecParameters {
                         rtp_codec: opus.clone(),
                         payload_type: 111,
-                        ..Default::default()
                     },
                     RtpCodecKind::Audio,
                 )

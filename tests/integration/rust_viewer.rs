@@ -137,16 +137,17 @@ impl RustViewer {
                     )
                     .await;
                     *slot.lock().await = Some(pc);
-                } else if msg.get("candidate").is_some() && student.as_deref() == Some(&sender) {
-                    if let Some(pc) = slot.lock().await.clone() {
-                        let init = RTCIceCandidateInit {
-                            candidate: msg["candidate"].as_str().unwrap_or_default().to_string(),
-                            sdp_mid: msg["sdpMid"].as_str().map(str::to_string),
-                            sdp_mline_index: msg["sdpMLineIndex"].as_u64().map(|i| i as u16),
-                            ..Default::default()
-                        };
-                        let _ = pc.add_ice_candidate(init).await;
-                    }
+                } else if msg.get("candidate").is_some()
+                    && student.as_deref() == Some(&sender)
+                    && let Some(pc) = slot.lock().await.clone()
+                {
+                    let init = RTCIceCandidateInit {
+                        candidate: msg["candidate"].as_str().unwrap_or_default().to_string(),
+                        sdp_mid: msg["sdpMid"].as_str().map(str::to_string),
+                        sdp_mline_index: msg["sdpMLineIndex"].as_u64().map(|i| i as u16),
+                        ..Default::default()
+                    };
+                    let _ = pc.add_ice_candidate(init).await;
                 }
             }
         });
@@ -207,7 +208,6 @@ async fn answer(
                     rtcp_feedback: vec![],
                 },
                 payload_type: 102,
-                ..Default::default()
             },
             RtpCodecKind::Video,
         )
@@ -223,7 +223,6 @@ async fn answer(
                     rtcp_feedback: vec![],
                 },
                 payload_type: 111,
-                ..Default::default()
             },
             RtpCodecKind::Audio,
         )

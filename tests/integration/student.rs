@@ -151,10 +151,11 @@ async fn student_streams_to_a_rust_viewer_through_the_stock_server() {
         while !(audio && chat.is_some()) {
             match viewer.seen.recv().await.expect("viewer runs") {
                 Seen::Audio => audio = true,
-                Seen::Signal(name, args) if name == "extra-data-updated" => {
-                    if args[1]["message"].as_str().is_some_and(|m| !m.is_empty()) {
-                        chat = Some(args[1].clone());
-                    }
+                Seen::Signal(name, args)
+                    if name == "extra-data-updated"
+                        && args[1]["message"].as_str().is_some_and(|m| !m.is_empty()) =>
+                {
+                    chat = Some(args[1].clone());
                 }
                 _ => {}
             }
@@ -220,4 +221,52 @@ async fn student_drops_off_and_comes_back() {
         after.counter > before.counter + 5,
         "{before:?} -> {after:?}"
     );
+}
+
+/// The binary: goes live against the stock server, prints one line per
+/// event, stops by itself after --duration.
+#[test]
+fn student_command_goes_live_and_stops() {
+    let server = StockServer::start();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rtcproctor"))
+        .args([
+            "student",
+            "--server",
+            server.url().as_str(),
+            "--code",
+            "cli-room",
+        ])
+        .args([
+            "--count",
+            "2",
+            "--duration",
+            "3",
+            "--udp-bind",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("run rtcproctor student");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("cli-room-1: live"), "{stdout}");
+    assert!(stdout.contains("cli-room-2: live"), "{stdout}");
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_rtcproctor"))
+        .args([
+            "student",
+            "--server",
+            server.url().as_str(),
+            "--code",
+            "x",
+            "--size",
+            "big",
+        ])
+        .output()
+        .expect("run rtcproctor student");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--size"));
 }
