@@ -254,7 +254,7 @@ pub struct StudentArgs {
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub drop_for: f64,
     /// With --count N, spread the scheduled events of the N students evenly
-    /// over one period instead of firing them all at once.
+    /// over each period (student i first acts at i/N of it) instead of all at once.
     #[arg(long)]
     pub stagger: bool,
 

@@ -142,6 +142,7 @@ pub fn configs_from_args(args: &StudentArgs) -> Result<Vec<StudentConfig>> {
         attention_every: secs("--attention-every", args.attention_every)?,
         drop_every: secs("--drop-every", args.drop_every)?,
         drop_for: secs("--drop-for", Some(args.drop_for))?.unwrap_or_default(),
+        phase: 0.0,
     };
     let ice_servers = ice_servers(&args.ice);
     let mut out = Vec::with_capacity(args.count);
@@ -162,19 +163,8 @@ pub fn configs_from_args(args: &StudentArgs) -> Result<Vec<StudentConfig>> {
         };
         let mut schedule = schedule.clone();
         if args.stagger && args.count > 1 {
-            // Student i's periods are stretched a little, so the students
-            // drift apart instead of acting in lockstep.
-            let k = 1.0 + (i - 1) as f64 / args.count as f64;
-            for d in [
-                &mut schedule.chat_every,
-                &mut schedule.attention_every,
-                &mut schedule.drop_every,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                *d = d.mul_f64(k);
-            }
+            // Student i first acts at i/N of each period.
+            schedule.phase = i as f64 / args.count as f64;
         }
         out.push(StudentConfig {
             server: server.clone(),
@@ -309,12 +299,12 @@ mod tests {
         ]))
         .expect("cfgs");
         assert_eq!(cfgs[0].schedule.chat_every, Some(Duration::from_secs(10)));
-        assert_eq!(cfgs[1].schedule.chat_every, Some(Duration::from_secs(15)));
+        assert_eq!((cfgs[0].schedule.phase, cfgs[1].schedule.phase), (0.5, 1.0));
         assert_eq!(cfgs[0].schedule.drop_for, Duration::from_secs(4));
         assert_eq!(cfgs[0].schedule.attention_every, None);
         assert_eq!(cfgs[0].tls, ClientTls::InsecureLoopback);
         assert_eq!(cfgs[0].ice_servers[0].username, "u");
-        assert!(configs_from_args(&args(&["--chat-every", "-1"])).is_err());
+        assert!(configs_from_args(&args(&["--chat-every=-1"])).is_err());
         assert!(configs_from_args(&args(&["--fps", "0"])).is_err());
     }
 }

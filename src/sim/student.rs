@@ -68,6 +68,9 @@ pub struct Schedule {
     pub drop_every: Option<Duration>,
     /// ...and come back after this long.
     pub drop_for: Duration,
+    /// When in its period each event first fires, as a fraction in (0, 1]
+    /// (0 means 1: a full period after going live). Spreads many students.
+    pub phase: f64,
 }
 
 /// What a student reports (printed by `rtcproctor student`, watched by tests
@@ -216,9 +219,10 @@ impl Student {
         .await;
 
         let (peer_tx, mut peer_rx) = mpsc::channel(64);
-        let mut chat = ticker(self.cfg.schedule.chat_every);
-        let mut attention = ticker(self.cfg.schedule.attention_every);
-        let mut drop_off = ticker(self.cfg.schedule.drop_every);
+        let phase = self.cfg.schedule.phase;
+        let mut chat = ticker(self.cfg.schedule.chat_every, phase);
+        let mut attention = ticker(self.cfg.schedule.attention_every, phase);
+        let mut drop_off = ticker(self.cfg.schedule.drop_every, phase);
         let next = loop {
             tokio::select! {
                 _ = cancel.cancelled() => break Next::Stop,
@@ -499,9 +503,14 @@ fn new_userid() -> String {
     s
 }
 
-fn ticker(every: Option<Duration>) -> Option<tokio::time::Interval> {
+fn ticker(every: Option<Duration>, phase: f64) -> Option<tokio::time::Interval> {
+    let phase = if phase > 0.0 && phase <= 1.0 {
+        phase
+    } else {
+        1.0
+    };
     every.filter(|d| !d.is_zero()).map(|d| {
-        let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+        let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d.mul_f64(phase), d);
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         i
     })
