@@ -270,3 +270,64 @@ fn student_command_goes_live_and_stops() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--size"));
 }
+
+/// The stock RTCProctor monitor (RTCMultiConnection 3.7.1 in headless
+/// Chromium, configured as rtcproctor-m.html) watches our synthetic student
+/// through the stock server: the video element has the student's size, its
+/// frame count advances, and a captured frame carries readable marks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_rtcproctor_monitor_in_chromium_watches_the_synthetic_student() {
+    let server = StockServer::start();
+    let node_dir = crate::stock_server::node_dir();
+    let started_ms = unix_ms();
+    let mut stu = start(config(&server.url(), "chromium-room", Schedule::default()));
+    wait_event(&mut stu, "live", |e| matches!(e, StudentEvent::Live { .. })).await;
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/rtcmc_monitor.js");
+    let run = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(server.url().as_str())
+        .arg("chromium-room")
+        .arg("25")
+        .env("RTCPROCTOR_NODE_DIR", &node_dir)
+        .kill_on_drop(true)
+        .output();
+    let out = timeout(Duration::from_secs(90), run)
+        .await
+        .expect("the Chromium monitor finished in time")
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "Chromium monitor failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("bad report ({e}): {stdout}"));
+    let brief = {
+        let mut r = report.clone();
+        r["rgba"] = json!("...");
+        r
+    };
+    assert_eq!(report["joined"], json!(true), "{brief}");
+    assert_eq!(report["videoWidth"], json!(320), "{brief}");
+    assert_eq!(report["videoHeight"], json!(240), "{brief}");
+    let (early, late) = (
+        report["framesEarly"].as_u64().unwrap_or(0),
+        report["framesLate"].as_u64().unwrap_or(0),
+    );
+    assert!(late > early && early > 0, "frames not advancing: {brief}");
+
+    use base64::Engine;
+    let rgba = base64::engine::general_purpose::STANDARD
+        .decode(report["rgba"].as_str().expect("a captured frame"))
+        .expect("base64");
+    let rgb: Vec<u8> = rgba.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    let marks = rtcproctor::sim::pattern::read_marks_rgb(&rgb, 320, 240)
+        .unwrap_or_else(|| panic!("no marks in the frame Chromium shows: {brief}"));
+    assert!(
+        marks.sent_unix_ms >= started_ms && marks.sent_unix_ms <= unix_ms(),
+        "{marks:?}"
+    );
+    assert!(marks.counter > 0);
+}
