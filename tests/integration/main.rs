@@ -2,3 +2,7 @@
 
 mod cli;
 mod engine;
+mod rust_viewer;
+mod signal_client;
+mod stock_server;
+mod student;
