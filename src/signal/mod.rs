@@ -3,7 +3,13 @@
 //!
 //! - [`protocol`]: event names and payload types shared by server and client.
 //! - [`server`]: the signalling server (`rtcproctor serve`, and embedded in
-//!   `monitor` and `demo`).
+//!   `monitor` and `demo`): lifecycle, HTTP routes, [`server::start`].
+//! - [`handlers`]: one function per socket.io event.
+//! - [`rooms`]: users and rooms, the rules of who may reach whom (pure state).
+//! - [`tls`]: HTTPS with a self-signed certificate or PEM files.
 
+pub mod handlers;
 pub mod protocol;
+pub mod rooms;
 pub mod server;
+pub mod tls;
