@@ -6,3 +6,4 @@ mod rust_viewer;
 mod signal_client;
 mod stock_server;
 mod student;
+mod server;
