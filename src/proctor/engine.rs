@@ -524,14 +524,10 @@ impl StudentTask {
     ) -> Outcome {
         let timing = self.ctx.config.timing.clone();
         // 2. Join, or poll while the room does not exist.
+        let mut first = true;
         loop {
-            let ack = client
-                .emit_with_ack(
-                    JOIN_ROOM,
-                    vec![join_room_payload(&self.code)],
-                    timing.ack_timeout,
-                )
-                .await;
+            let ack = join_room(client, &self.code, first, timing.ack_timeout).await;
+            first = false;
             match ack {
                 Err(e) => {
                     tracing::debug!(student = %self.id, "join-room: {e}");
@@ -996,6 +992,34 @@ impl StudentTask {
             .await
             .is_ok()
     }
+}
+
+/// Ack wait for the first `join-room` on a fresh socket. socketioxide sends
+/// the namespace CONNECT before the server's handlers are installed, so an
+/// event sent at once can be dropped unanswered; asking again soon (joining
+/// twice is harmless) beats waiting the whole ack timeout.
+const FIRST_JOIN_WAIT: Duration = Duration::from_millis(1500);
+
+/// `join-room` with the student's code; on a fresh socket, asked a second
+/// time if the first gets no answer quickly.
+async fn join_room(
+    client: &SignalClient,
+    code: &str,
+    fresh_socket: bool,
+    ack_timeout: Duration,
+) -> Result<Vec<Value>> {
+    if fresh_socket {
+        let wait = FIRST_JOIN_WAIT.min(ack_timeout);
+        if let Ok(args) = client
+            .emit_with_ack(JOIN_ROOM, vec![join_room_payload(code)], wait)
+            .await
+        {
+            return Ok(args);
+        }
+    }
+    client
+        .emit_with_ack(JOIN_ROOM, vec![join_room_payload(code)], ack_timeout)
+        .await
 }
 
 /// The `join-room` argument as RTCMultiConnection 3.7's viewer sends it.

@@ -21,7 +21,6 @@
 use std::io::Write;
 
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{EngineCommand, EngineEvent, EngineHandle, StudentId};
 use crate::{Error, Result};
@@ -93,23 +92,28 @@ pub fn event_line(event: &EngineEvent) -> Option<String> {
 pub async fn run(mut engine: EngineHandle) -> Result<()> {
     let commands = engine.commands.clone();
     let stdin_cmds = commands.clone();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<HeadlessCommand>(line) {
-                Ok(cmd) => {
-                    if stdin_cmds.send(cmd.into()).await.is_err() {
-                        break;
-                    }
+    // A plain thread, not tokio's stdin: a blocked read on tokio's blocking
+    // pool would keep the runtime (and the process) from exiting.
+    std::thread::Builder::new()
+        .name("stdin-commands".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
                 }
-                Err(e) => eprintln!("rtcproctor: ignored command line {line:?}: {e}"),
+                match serde_json::from_str::<HeadlessCommand>(line) {
+                    Ok(cmd) => {
+                        if stdin_cmds.blocking_send(cmd.into()).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => eprintln!("rtcproctor: ignored command line {line:?}: {e}"),
+                }
             }
-        }
-    });
+        })
+        .map_err(|e| Error::Other(anyhow::anyhow!("cannot start the stdin reader: {e}")))?;
     let stop = commands.clone();
     tokio::spawn(async move {
         shutdown_signal().await;

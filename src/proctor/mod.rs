@@ -210,23 +210,80 @@ pub struct EngineHandle {
 }
 
 /// Entry point of `rtcproctor monitor`.
+///
+/// With `--server` the engine joins that server. Without it an embedded
+/// server starts first (the student link and proctor key go to stderr, so
+/// stdout stays JSON lines in headless mode), and stops with the monitor.
 pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
     let roster = crate::roster::Roster::load(&args.roster)?;
-    let Some(server) = &args.server else {
-        return Err(Error::Invalid(
-            "this build has no embedded server yet: start `rtcproctor serve` and pass its address with --server URL".into(),
-        ));
+    let ice = ice_servers(&args.server_opts);
+    let (config, server) = match &args.server {
+        Some(server) => {
+            let mut config = EngineConfig::new(parse_server_url(server)?);
+            config.proctor_key = args.proctor_key.clone();
+            (config, None)
+        }
+        None => {
+            let (config, server) = embedded_server(&args).await?;
+            (config, Some(server))
+        }
     };
-    let url = parse_server_url(server)?;
-    let mut config = EngineConfig::new(url);
-    config.proctor_key = args.proctor_key.clone();
-    config.media.ice_servers = ice_servers(&args.server_opts);
+    let mut config = config;
+    config.media.ice_servers = ice;
     let engine = engine::start(roster, config)?;
-    if args.headless {
+    let result = if args.headless {
         headless::run(engine).await
     } else {
         Err(Error::NotAvailable("monitor without --headless"))
+    };
+    if let Some(server) = server {
+        server.shutdown().await;
     }
+    result
+}
+
+/// Start the embedded signalling server and tell the proctor how students
+/// reach it.
+async fn embedded_server(
+    args: &MonitorArgs,
+) -> Result<(EngineConfig, crate::signal::server::ServerHandle)> {
+    use crate::signal::server::{ServerConfig, TlsMode, start};
+    let mut sc = ServerConfig::loopback();
+    sc.bind = args.bind;
+    sc.tls = if args.http {
+        TlsMode::Http
+    } else {
+        TlsMode::SelfSigned
+    };
+    sc.proctor_key = args.proctor_key.clone();
+    sc.ice = crate::signal::protocol::IceServer::from_cli(
+        &args.server_opts.ice,
+        args.server_opts.turn_user.as_deref(),
+        args.server_opts.turn_pass.as_deref(),
+    )
+    .map_err(Error::Invalid)?;
+    let server = start(sc).await?;
+    eprintln!("rtcproctor: signalling server on {}", server.addr());
+    eprintln!("  student link:  {}", server.student_link("CODE"));
+    if let Some(fp) = server.fingerprint() {
+        eprintln!("  certificate:   SHA-256 {fp}");
+    }
+    eprintln!("  proctor key:   {}", server.proctor_key());
+    // The engine reaches the server on loopback whatever address it binds.
+    let port = server.addr().port();
+    let scheme = if args.http { "http" } else { "https" };
+    let url = parse_server_url(&format!("{scheme}://127.0.0.1:{port}/"))?;
+    let mut config = EngineConfig::new(url);
+    config.proctor_key = Some(server.proctor_key().to_string());
+    if let Some(fp) = server.fingerprint() {
+        config.tls = crate::signal::client::ClientTls::PinSha256(fp.to_string());
+    }
+    // Students on other machines reach us through the bound address: gather
+    // candidates on every interface unless the server is loopback-only.
+    if !server.addr().ip().is_loopback() {
+        config.media = crate::media::MediaConfig::default();
+    }
+    Ok((config, server))
 }
 
 /// `host:port`, `http://host:port` or `https://...`, normalised to the

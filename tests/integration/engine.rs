@@ -534,20 +534,25 @@ impl Student {
         let mut cfg = ClientConfig::rtcproctor(url.clone(), &userid, code);
         cfg.tls = ClientTls::InsecureLoopback;
         let (client, mut events) = SignalClient::connect(cfg).await.unwrap();
-        let ack = client
-            .emit_with_ack(
-                "open-room",
-                vec![json!({
-                    "sessionid": code,
-                    "session": {"audio": true, "video": true, "oneway": true},
-                    "mediaConstraints": {"video": true, "audio": true},
-                    "sdpConstraints": {"mandatory": {"OfferToReceiveAudio": false, "OfferToReceiveVideo": false}},
-                    "streams": [], "extra": {}, "identifier": "", "password": "",
-                })],
-                Duration::from_secs(5),
-            )
+        let open = json!({
+            "sessionid": code,
+            "session": {"audio": true, "video": true, "oneway": true},
+            "mediaConstraints": {"video": true, "audio": true},
+            "sdpConstraints": {"mandatory": {"OfferToReceiveAudio": false, "OfferToReceiveVideo": false}},
+            "streams": [], "extra": {}, "identifier": "", "password": "",
+        });
+        // Asked twice if need be: our server may drop an event sent right
+        // after connecting (socketioxide installs handlers after CONNECT).
+        let ack = match client
+            .emit_with_ack("open-room", vec![open.clone()], Duration::from_millis(1500))
             .await
-            .unwrap();
+        {
+            Ok(ack) => ack,
+            Err(_) => client
+                .emit_with_ack("open-room", vec![open], Duration::from_secs(5))
+                .await
+                .unwrap(),
+        };
         assert_eq!(ack.first(), Some(&Value::Bool(true)), "open-room: {ack:?}");
         let (tx, received) = mpsc::unbounded_channel();
         let c = client.clone();
@@ -659,8 +664,9 @@ fn quick_timing() -> Timing {
     }
 }
 
-fn start_engine(url: &url::Url, roster: &str) -> EngineHandle {
+fn start_engine(url: &url::Url, key: Option<&str>, roster: &str) -> EngineHandle {
     let mut cfg = EngineConfig::new(url.clone());
+    cfg.proctor_key = key.map(str::to_string);
     cfg.timing = quick_timing();
     cfg.decode_workers = 1;
     engine::start(Roster::parse(roster).unwrap(), cfg).unwrap()
@@ -672,7 +678,9 @@ async fn wait_for(
     what: &str,
     pred: impl Fn(&EngineEvent) -> bool,
 ) -> EngineEvent {
-    let r = timeout(Duration::from_secs(20), async {
+    // Generous: a synthetic student whose first open-room is lost retries
+    // after its 10 s ack timeout.
+    let r = timeout(Duration::from_secs(40), async {
         loop {
             match engine.events.recv().await {
                 Some(e) if pred(&e) => return e,
@@ -689,8 +697,8 @@ fn is_state(e: &EngineEvent, who: &str, s: StreamState) -> bool {
     matches!(e, EngineEvent::State { student, state, .. } if student.0 == who && *state == s)
 }
 
-async fn engine_end_to_end(url: url::Url) {
-    let mut engine = start_engine(&url, "s1\tcode-one\ns2\tcode-two\n");
+async fn engine_end_to_end(url: url::Url, key: Option<&str>) {
+    let mut engine = start_engine(&url, key, "s1\tcode-one\ns2\tcode-two\n");
     let s1 = StudentId("s1".into());
     // Nobody is live yet: both off-air.
     wait_for(&mut engine, "s2 off-air", |e| {
@@ -849,8 +857,236 @@ async fn engine_watches_a_student_through_the_stock_server() {
     let server = StockServer::start();
     timeout(
         Duration::from_secs(120),
-        engine_end_to_end(server.url.clone()),
+        engine_end_to_end(server.url.clone(), None),
     )
     .await
     .expect("end-to-end test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_watches_a_student_through_our_server() {
+    use rtcproctor::signal::server::{ServerConfig, start};
+    let server = start(ServerConfig::loopback()).await.unwrap();
+    let url = url::Url::parse(server.base_url()).unwrap();
+    let key = server.proctor_key().to_string();
+    timeout(Duration::from_secs(120), engine_end_to_end(url, Some(&key)))
+        .await
+        .expect("end-to-end test timed out");
+    server.shutdown().await;
+}
+
+/// The synthetic student (`rtcproctor student`) through our server: the
+/// engine's thumbnail carries the pattern's marks (frame counter and send
+/// time), proctor chat reaches the student, and a second monitor watching
+/// the same student does not disturb the first when it leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_reads_the_synthetic_students_marks() {
+    use rtcproctor::signal::server::{ServerConfig, start};
+    use rtcproctor::sim::pattern::read_marks_rgb;
+    use rtcproctor::sim::student::{Schedule, StudentConfig, StudentEvent, run};
+    let server = start(ServerConfig::loopback()).await.unwrap();
+    let url = url::Url::parse(server.base_url()).unwrap();
+    let key = server.proctor_key().to_string();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (sev_tx, mut sev) = mpsc::channel(256);
+    let cfg = StudentConfig {
+        server: url.clone(),
+        tls: ClientTls::InsecureLoopback,
+        code: "sim-code".into(),
+        name: "Sim".into(),
+        width: 320,
+        height: 240,
+        fps: 10,
+        audio: true,
+        ice_servers: vec![],
+        udp_bind: vec!["127.0.0.1:0".into()],
+        schedule: Schedule::default(),
+    };
+    let student = tokio::spawn(run(cfg, cancel.clone(), Some(sev_tx)));
+    timeout(Duration::from_secs(60), async {
+        let mut a = start_engine(&url, Some(&key), "sim\tsim-code\n");
+        let mut b = start_engine(&url, Some(&key), "sim\tsim-code\n");
+        let sim = StudentId("sim".into());
+        wait_for(&mut a, "live on monitor A", |e| {
+            is_state(e, "sim", StreamState::Live)
+        })
+        .await;
+        wait_for(&mut b, "live on monitor B", |e| {
+            is_state(e, "sim", StreamState::Live)
+        })
+        .await;
+        let marks = |slots: &FrameSlots| {
+            slots
+                .latest(&sim)
+                .and_then(|f| read_marks_rgb(&f.rgb, f.width as usize, f.height as usize))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let first = loop {
+            if let Some(m) = marks(&a.frames) {
+                break m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no readable marks in the thumbnail"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let f = a.frames.latest(&sim).unwrap();
+        assert_eq!((f.width, f.height), (160, 120));
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert!(first.sent_unix_ms <= now_ms && now_ms - first.sent_unix_ms < 60_000);
+
+        // Monitor B leaves: A keeps receiving new frames.
+        b.commands.send(EngineCommand::Shutdown).await.unwrap();
+        while b.events.recv().await.is_some() {}
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = marks(&a.frames).map_or(first.counter, |m| m.counter);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if marks(&a.frames).is_some_and(|m| m.counter > before + 3) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "monitor A stopped receiving when B left"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // Chat reaches the synthetic student.
+        a.commands
+            .send(EngineCommand::SendChat {
+                student: sim.clone(),
+                text: "hello sim".into(),
+            })
+            .await
+            .unwrap();
+        loop {
+            match sev.recv().await.expect("student stopped") {
+                StudentEvent::FromProctor { extra, .. }
+                    if extra["message"] == json!("hello sim") =>
+                {
+                    break;
+                }
+                _ => {}
+            }
+        }
+        a.commands.send(EngineCommand::Shutdown).await.unwrap();
+        while a.events.recv().await.is_some() {}
+    })
+    .await
+    .expect("synthetic student test timed out");
+    cancel.cancel();
+    let _ = timeout(Duration::from_secs(5), student).await;
+    server.shutdown().await;
+}
+
+/// `rtcproctor monitor --headless` with its embedded server: the student
+/// link goes to stderr, JSON lines to stdout, commands come from stdin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_monitor_prints_json_lines_and_takes_commands() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let dir = std::env::temp_dir().join(format!("rtcproctor-headless-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let roster = dir.join("roster.tsv");
+    std::fs::write(&roster, "h1\thead-one\nh2\thead-two\n").unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtcproctor"))
+        .args([
+            "monitor",
+            "--headless",
+            "--http",
+            "--bind",
+            "127.0.0.1:0",
+            "--roster",
+        ])
+        .arg(&roster)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let r = timeout(Duration::from_secs(60), async {
+        // The student link on stderr tells the port.
+        let mut err_lines = BufReader::new(stderr).lines();
+        let link = loop {
+            let line = err_lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("monitor exited early");
+            if let Some(l) = line.trim().strip_prefix("student link:") {
+                break l.trim().to_string();
+            }
+        };
+        tokio::spawn(async move {
+            while let Ok(Some(l)) = err_lines.next_line().await {
+                eprintln!("monitor: {l}");
+            }
+        });
+        let mut url = url::Url::parse(&link).unwrap();
+        url.set_fragment(None);
+        let mut student = Student::go_live(&url, "head-one").await;
+        let mut out = BufReader::new(stdout).lines();
+        let mut seen_offair_h2 = false;
+        loop {
+            let v = json_line(&mut out).await;
+            assert_ne!(
+                v["event"],
+                json!("frame_ready"),
+                "frame_ready must not be printed"
+            );
+            seen_offair_h2 |= v["event"] == json!("state")
+                && v["student"] == json!("h2")
+                && v["state"] == json!("off_air");
+            if v["event"] == json!("stats")
+                && v["student"] == json!("h1")
+                && v["stats"]["fps_decoded"].as_f64() > Some(0.0)
+            {
+                assert_eq!(v["stats"]["codec"], json!("H264"));
+                break;
+            }
+        }
+        assert!(seen_offair_h2, "h2 was never reported off-air");
+        stdin
+            .write_all(b"{\"cmd\":\"chat\",\"student\":\"h1\",\"text\":\"from stdin\"}\n")
+            .await
+            .unwrap();
+        loop {
+            let extra = student.received.recv().await.expect("student closed");
+            if extra["message"] == json!("from stdin") {
+                break;
+            }
+        }
+        student.send_extra("question", "").await;
+        loop {
+            let v = json_line(&mut out).await;
+            if v["event"] == json!("chat") && v["from"] == json!("student") {
+                assert_eq!(v["text"], json!("question"));
+                break;
+            }
+        }
+        stdin.write_all(b"{\"cmd\":\"quit\"}\n").await.unwrap();
+        let status = child.wait().await.unwrap();
+        assert!(status.success(), "monitor exited with {status}");
+        student.stop().await;
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    r.expect("headless monitor test timed out");
+}
+
+async fn json_line<R: tokio::io::AsyncBufRead + Unpin>(out: &mut tokio::io::Lines<R>) -> Value {
+    let line = out
+        .next_line()
+        .await
+        .unwrap()
+        .expect("monitor stdout closed");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
 }

@@ -3,7 +3,7 @@
 mod cli;
 mod engine;
 mod rust_viewer;
+mod server;
 mod signal_client;
 mod stock_server;
 mod student;
-mod server;

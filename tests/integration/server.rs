@@ -50,7 +50,9 @@ async fn run_node(name: &str, env: &[(&str, &str)]) -> String {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().expect("node must be installed (scripts/setup --test)");
+    let child = cmd
+        .spawn()
+        .expect("node must be installed (scripts/setup --test)");
     let out = timeout(SCRIPT_TIMEOUT, child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("{name} did not finish within {SCRIPT_TIMEOUT:?}"))
