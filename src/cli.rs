@@ -295,6 +295,44 @@ pub struct StudentArgs {
     /// Stop after this many seconds (default: run until interrupted).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+
+    /// Send a chat line every SECS seconds (demo schedule).
+    #[arg(long, value_name = "SECS")]
+    pub chat_every: Option<f64>,
+    /// Raise attention every SECS seconds (demo schedule).
+    #[arg(long, value_name = "SECS")]
+    pub attention_every: Option<f64>,
+    /// Drop off every SECS seconds: close the connection and all peers, stay
+    /// away for --drop-for seconds, then go live again with the same code.
+    #[arg(long, value_name = "SECS")]
+    pub drop_every: Option<f64>,
+    /// How long a scheduled drop-off lasts.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub drop_for: f64,
+    /// With --count N, spread the scheduled events of the N students evenly
+    /// over each period (student i first acts at i/N of it) instead of all at once.
+    #[arg(long)]
+    pub stagger: bool,
+
+    /// Send video only (default: also an Opus audio track carrying silence).
+    #[arg(long)]
+    pub no_audio: bool,
+
+    /// Accept only the server TLS certificate with this SHA-256 fingerprint
+    /// (hex; printed by `rtcproctor serve` for its self-signed certificate).
+    #[arg(long, value_name = "HEX", conflicts_with = "insecure_loopback")]
+    pub server_cert_sha256: Option<String>,
+    /// Accept any TLS certificate, for a server on 127.0.0.1/::1/localhost only.
+    #[arg(long)]
+    pub insecure_loopback: bool,
+
+    /// Local UDP address for WebRTC (ICE host candidates), e.g. 127.0.0.1:0
+    /// to stay on loopback. Default: every interface.
+    #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR:PORT")]
+    pub udp_bind: String,
+
+    #[command(flatten)]
+    pub ice: ServerOpts,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,3 +2,9 @@
 
 mod cli;
 mod codes;
+mod engine;
+mod rust_viewer;
+mod server;
+mod signal_client;
+mod stock_server;
+mod student;
