@@ -694,13 +694,14 @@ impl App {
                 let cols = self.grid(self.filtered().len()).cols as isize;
                 self.move_by(cols);
             }
+            // Same place on the previous/next page (clamped to the ends).
             Action::PageUp | Action::PageDown => {
                 let n = self.filtered().len();
                 let per = self.grid(n).per_page() as isize;
                 let pos = self.position() as isize;
                 let page = pos / per + if action == Action::PageUp { -1 } else { 1 };
                 if page >= 0 && (page * per) < n as isize {
-                    self.move_by(page * per - pos);
+                    self.move_by(if action == Action::PageUp { -per } else { per });
                 }
             }
             Action::First => self.move_by(isize::MIN / 2),
@@ -904,7 +905,9 @@ impl App {
             }
             Focus::Grid => {}
         }
-        match Roster::parse(text) {
+        // Terminals send pasted line breaks as CR.
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        match Roster::parse(&text) {
             Ok(r) if !r.is_empty() => {
                 let before = self.tiles.len();
                 let total = r.len();
@@ -926,7 +929,10 @@ impl App {
                     k => format!(" ({k} already known)"),
                 };
                 self.set_notice(
-                    &format!("added {added} students from the pasted roster{skipped}"),
+                    &format!(
+                        "added {added} student{} from the pasted roster{skipped}",
+                        if added == 1 { "" } else { "s" }
+                    ),
                     false,
                 );
             }

@@ -39,15 +39,29 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, i: usize, ctx: &mut DrawCtx
         theme.state(t.state, t.unknown),
     )];
     if let Some(s) = t.stats.as_ref().filter(|_| t.state == StreamState::Live) {
-        let mut text = format!(
-            "· {:.0} fps · {}x{} {} · {:.0} kbit/s · loss {:.1}% ",
-            s.fps_received, s.width, s.height, s.codec, s.bitrate_kbps, s.packet_loss * 100.0
-        );
+        // Most useful first; later pieces are left out when the row is full.
+        let mut pieces = vec![
+            format!("{:.0} fps", s.fps_received),
+            format!("{:.0} kbit/s", s.bitrate_kbps),
+            format!("{}x{} {}", s.width, s.height, s.codec),
+            format!("loss {:.1}%", s.packet_loss * 100.0),
+        ];
         if let Some(age) = s.frame_age_ms {
-            text.push_str(&format!("· age {age} ms "));
+            pieces.push(format!("age {age} ms"));
+        }
+        let meter_w = 8;
+        let mut room = (area.width as usize)
+            .saturating_sub(status.iter().map(|s| s.width()).sum::<usize>() + meter_w + 12);
+        let mut text = String::new();
+        for p in pieces {
+            if p.len() + 3 > room {
+                break;
+            }
+            room -= p.len() + 3;
+            text.push_str(&format!("· {p} "));
         }
         status.push(Span::styled(text, theme.dim()));
-        let (on, off) = audio_meter(s.audio_level, 8);
+        let (on, off) = audio_meter(s.audio_level, meter_w);
         status.push(Span::styled("· audio ", theme.dim()));
         status.push(Span::styled(on, ratatui::style::Style::new().fg(theme.live)));
         status.push(Span::styled(off, theme.dim()));

@@ -99,6 +99,11 @@ pub fn draw(buf: &mut Buffer, area: Rect, _app: &App, theme: &Theme) {
             Span::styled(format!("{key:>14} "), theme.key()),
             Span::styled(*what, theme.popup()),
         ]);
-        buf.set_line(x, inner.y + row as u16, &line, col_w.min(inner.width.saturating_sub(1)));
+        let line_w = if two_cols {
+            col_w
+        } else {
+            inner.width.saturating_sub(2)
+        };
+        buf.set_line(x, inner.y + row as u16, &line, line_w);
     }
 }
