@@ -87,6 +87,8 @@ pub struct DashboardOptions {
     pub max_fps: f64,
     /// Most repaints per second of one tile.
     pub tile_fps: f64,
+    /// Key bindings (defaults, plus the user's keys.toml).
+    pub keymap: keymap::Keymap,
     /// Benchmark knobs (from RTCPROCTOR_DASH_BENCH).
     pub bench: BenchOptions,
 }
@@ -102,6 +104,7 @@ impl Default for DashboardOptions {
             export_dir: PathBuf::from("."),
             max_fps: 12.0,
             tile_fps: 10.0,
+            keymap: keymap::Keymap::default(),
             bench: BenchOptions::default(),
         }
     }
@@ -122,6 +125,7 @@ impl DashboardOptions {
                 flash: !d.no_flash,
             },
             snapshot_dir: d.snapshot_dir.clone().unwrap_or_else(default_snapshot_dir),
+            keymap: load_keymap()?,
             bench: BenchOptions::from_env()?,
             ..DashboardOptions::default()
         })
@@ -130,12 +134,15 @@ impl DashboardOptions {
 
 /// Knobs for measuring the dashboard (`RTCPROCTOR_DASH_BENCH`, comma
 /// separated): `full_redraw` (repaint every cell every frame), `exact`
-/// (no colour quantisation or hysteresis), `link_kbit=N` (emulate a slow
-/// link), `seconds=N` (quit after N s), `report=PATH` (write a JSON summary).
+/// (no colour quantisation or hysteresis), `no_draw` (run everything but
+/// drawing, to measure the fake engine's own cost), `link_kbit=N` (emulate a
+/// slow link), `seconds=N` (quit after N s), `report=PATH` (write a JSON
+/// summary).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BenchOptions {
     pub full_redraw: bool,
     pub exact: bool,
+    pub no_draw: bool,
     pub link_kbit: Option<u64>,
     pub seconds: Option<f64>,
     pub report: Option<PathBuf>,
@@ -155,12 +162,13 @@ impl BenchOptions {
             let bad = || {
                 Error::Invalid(format!(
                     "RTCPROCTOR_DASH_BENCH: cannot use \"{item}\": expected full_redraw, exact, \
-                     link_kbit=N, seconds=N or report=PATH"
+                     no_draw, link_kbit=N, seconds=N or report=PATH"
                 ))
             };
             match item.split_once('=') {
                 None if item == "full_redraw" => b.full_redraw = true,
                 None if item == "exact" => b.exact = true,
+                None if item == "no_draw" => b.no_draw = true,
                 Some(("link_kbit", v)) => b.link_kbit = Some(v.parse().map_err(|_| bad())?),
                 Some(("seconds", v)) => b.seconds = Some(v.parse().map_err(|_| bad())?),
                 Some(("report", v)) => b.report = Some(PathBuf::from(v)),
@@ -169,6 +177,29 @@ impl BenchOptions {
         }
         Ok(b)
     }
+}
+
+/// The default keymap with `$XDG_CONFIG_HOME/rtcproctor/keys.toml` over it
+/// (`"ctrl-x" = "quit"` lines; actions are named as in [`Action`]).
+pub fn load_keymap() -> Result<keymap::Keymap> {
+    let Some(path) = directories::ProjectDirs::from("", "", "rtcproctor")
+        .map(|d| d.config_dir().join("keys.toml"))
+        .filter(|p| p.exists())
+    else {
+        return Ok(keymap::Keymap::default());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
+    let table: std::collections::HashMap<String, Action> = toml::from_str(&text).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: {e}\nwrite lines like \"ctrl-x\" = \"quit\" (actions: left, right, up, down, \
+             page_up, page_down, first, last, enlarge, back, chat, raise_attention, acknowledge, \
+             next_attention, off_air_list, filter, snapshot, help, quit)",
+            path.display()
+        ))
+    })?;
+    keymap::Keymap::default()
+        .with_overrides(&table)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
 }
 
 /// `$XDG_DATA_HOME/rtcproctor/snapshots` (or the platform equivalent).
@@ -250,10 +281,16 @@ impl Term {
             cursor::Hide
         )
         .map_err(|e| Error::Other(anyhow::anyhow!("cannot set up the terminal: {e}")))?;
-        self.terminal
-            .clear()
-            .map_err(|e| Error::Other(anyhow::anyhow!("cannot clear the terminal: {e}")))?;
-        Ok(())
+        self.repaint_all()
+            .map_err(|e| Error::Other(anyhow::anyhow!("cannot clear the terminal: {e}")))
+    }
+
+    /// Clear the screen and forget what is on it, so the next draw sends
+    /// every cell. (`Terminal::clear` would ask the terminal for the cursor
+    /// position, and the input task eats the answer.)
+    fn repaint_all(&mut self) -> std::io::Result<()> {
+        let (w, h) = self.size();
+        self.terminal.resize(ratatui::layout::Rect::new(0, 0, w, h))
     }
 
     fn leave(&mut self) {
@@ -339,6 +376,7 @@ pub async fn run_dashboard(handle: EngineHandle, opts: DashboardOptions) -> Resu
         export_dir: opts.export_dir.clone(),
     };
     let mut app = App::new(&roster, term.size(), SystemTime::now(), app_options);
+    app.set_keymap(opts.keymap.clone());
     match opts.graphics {
         GraphicsMode::Auto | GraphicsMode::Halfblocks => {}
         other => app.set_notice(
@@ -385,12 +423,23 @@ struct BenchStats {
     repaints: u64,
     visible: usize,
     throughput: f64,
+    /// Wall time of each draw (diff + write), for the latency figures.
+    draw_times: Vec<Duration>,
 }
 
 fn write_report(path: &std::path::Path, s: &BenchStats, elapsed: Duration) -> Result<()> {
     let bytes = s.bytes;
     let secs = elapsed.as_secs_f64().max(1e-9);
     let cpu = process_cpu_seconds();
+    let mut times = s.draw_times.clone();
+    times.sort();
+    let pct = |p: f64| -> f64 {
+        if times.is_empty() {
+            return 0.0;
+        }
+        let i = ((times.len() - 1) as f64 * p).round() as usize;
+        times[i].as_secs_f64() * 1000.0
+    };
     let json = serde_json::json!({
         "seconds": secs,
         "bytes": bytes,
@@ -402,6 +451,9 @@ fn write_report(path: &std::path::Path, s: &BenchStats, elapsed: Duration) -> Re
         "cpu_seconds": cpu,
         "cpu_percent": cpu.map(|c| 100.0 * c / secs),
         "link_estimate_bytes_per_sec": s.throughput,
+        "draw_ms_p50": pct(0.5),
+        "draw_ms_p95": pct(0.95),
+        "draw_ms_max": pct(1.0),
     });
     std::fs::write(path, format!("{json}\n")).map_err(|e| Error::file(path, e))
 }
@@ -557,7 +609,9 @@ impl Loop<'_> {
             }
             let now = Instant::now();
             let due = app.dirty || self.thumbs.deferred.is_some_and(|d| d <= now);
-            if due && last_draw.is_none_or(|l| now >= l + min_gap) {
+            if due && opts.bench.no_draw {
+                app.dirty = false;
+            } else if due && last_draw.is_none_or(|l| now >= l + min_gap) {
                 self.draw(app, opts.bench.full_redraw)?;
                 last_draw = Some(now);
             }
@@ -575,7 +629,7 @@ impl Loop<'_> {
         self.thumbs.interval = self.pacer.tile_interval(visible);
         let term_err = |e: std::io::Error| Error::Other(anyhow::anyhow!("cannot draw on the terminal: {e}"));
         if full_redraw {
-            self.term.terminal.clear().map_err(term_err)?;
+            self.term.repaint_all().map_err(term_err)?;
         }
         let mut ctx = DrawCtx {
             theme: &self.theme,
@@ -602,11 +656,20 @@ impl Loop<'_> {
         app.dirty = false;
         let (b1, t1) = self.meter.totals();
         self.pacer.record(now, b1 - b0, t1 - t0, self.thumbs.repaints);
+        tracing::trace!(
+            bytes = b1 - b0,
+            blocked_ms = (t1 - t0).as_secs_f64() * 1000.0,
+            repaints = self.thumbs.repaints,
+            interval_ms = self.thumbs.interval.as_secs_f64() * 1000.0,
+            link_estimate = self.pacer.throughput() as u64,
+            "draw"
+        );
         self.stats.bytes = b1;
         self.stats.draws += 1;
         self.stats.repaints += self.thumbs.repaints as u64;
         self.stats.visible = visible;
         self.stats.throughput = self.pacer.throughput();
+        self.stats.draw_times.push(now.elapsed());
         Ok(())
     }
 

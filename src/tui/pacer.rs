@@ -2,17 +2,21 @@
 //! carries, so a slow ssh connection never builds a backlog.
 //!
 //! Every draw is metered ([`Meter`]: bytes written and time spent blocked in
-//! `write`/`flush`). When writes block, the terminal (or the ssh link behind
-//! the pty) is the bottleneck and `bytes / blocked time` estimates its
-//! throughput; the drawing budget is then half of it (multiplicative
-//! decrease). While writes do not block the estimate grows by a quarter per
-//! second (additive probing), so a faster link is found again. Each tile's
-//! minimum repaint interval is `visible tiles × bytes per tile repaint /
-//! budget`, never below the frame interval the proctor chose.
+//! `write`/`flush`). When a draw's writes block, the terminal (or the ssh
+//! link behind the pty) is the bottleneck and drains continuously, so the
+//! bytes written over the last second estimate its throughput (one draw's
+//! bytes over its blocked time would overestimate it: kernel buffers take
+//! part of every burst). The estimate then drops to that figure
+//! (multiplicative decrease) and the drawing budget is half of it. While
+//! writes do not block the estimate grows by 15% per second (probing), so a
+//! faster link is found again. Each tile's minimum repaint interval is
+//! `visible tiles × bytes per tile repaint / budget`, never below the frame
+//! interval the proctor chose.
 //!
 //! Frames that arrive in between are not queued: the tile keeps its last
 //! picture and takes the newest frame when its interval has passed.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,7 +127,12 @@ pub struct Pacer {
     /// Shortest interval between repaints of one tile.
     min_interval: Duration,
     last: Option<Instant>,
+    /// (start, end, bytes) of the draws of the last [`WINDOW`].
+    recent: VecDeque<(Instant, Instant, u64)>,
 }
+
+/// The span over which throughput is measured.
+const WINDOW: Duration = Duration::from_secs(1);
 
 impl Pacer {
     /// Start from a guess of the link's throughput (bytes/s).
@@ -133,6 +142,7 @@ impl Pacer {
             bytes_per_repaint: 2000.0,
             min_interval: Duration::from_secs_f64(1.0 / max_tile_fps.max(0.1)),
             last: None,
+            recent: VecDeque::new(),
         }
     }
 
@@ -151,11 +161,30 @@ impl Pacer {
             .unwrap_or(0.0)
             .min(1.0);
         self.last = Some(now);
+        let end = now + blocked;
+        self.recent.push_back((now, end, bytes));
+        while self
+            .recent
+            .front()
+            .is_some_and(|(_, t, _)| end.saturating_duration_since(*t) > WINDOW)
+        {
+            self.recent.pop_front();
+        }
         if blocked >= SATURATED && bytes > 0 {
-            let sample = bytes as f64 / blocked.as_secs_f64();
+            let window_bytes: u64 = self.recent.iter().map(|(_, _, b)| b).sum();
+            let span = self
+                .recent
+                .front()
+                .map_or(0.0, |(t, _, _)| end.saturating_duration_since(*t).as_secs_f64());
+            // A short history: this draw alone, over the time it blocked.
+            let sample = if span >= 0.25 {
+                window_bytes as f64 / span
+            } else {
+                bytes as f64 / blocked.as_secs_f64()
+            };
             self.throughput = (self.throughput.min(sample) * 0.5 + sample * 0.5).clamp(FLOOR, CEILING);
         } else {
-            self.throughput = (self.throughput * (1.0 + 0.25 * dt)).clamp(FLOOR, CEILING);
+            self.throughput = (self.throughput * (1.0 + 0.15 * dt)).clamp(FLOOR, CEILING);
         }
         if repaints > 0 && bytes > 0 {
             let per = bytes as f64 / repaints as f64;

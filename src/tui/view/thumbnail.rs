@@ -119,6 +119,9 @@ impl ThumbCache {
                 .map(|e| e.pixels.as_slice());
             self.quantiser.apply(&mut pixels, prev);
             self.repaints += 1;
+            // Spread tiles over the interval so they do not all repaint in
+            // the same draw (bursts fill link buffers and add latency).
+            let spread = self.interval.mul_f64(stagger(student) * 0.5);
             self.entries.insert(
                 student.clone(),
                 Entry {
@@ -126,7 +129,7 @@ impl ThumbCache {
                     size,
                     fit,
                     pixels,
-                    repainted: now,
+                    repainted: now.checked_sub(spread).unwrap_or(now),
                 },
             );
         }
@@ -136,6 +139,15 @@ impl ThumbCache {
         paint(buf, area, e.fit, &e.pixels, letterbox);
         true
     }
+}
+
+/// A fixed fraction in 0..1 per student.
+fn stagger(student: &StudentId) -> f64 {
+    let h = student
+        .0
+        .bytes()
+        .fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+    (h % 1024) as f64 / 1024.0
 }
 
 /// Write the pixels as '▀' cells; cells outside the picture get the
