@@ -126,8 +126,14 @@ impl Tile {
         }
         let n = needle.to_lowercase();
         self.id.0.to_lowercase().contains(&n)
-            || self.name.as_ref().is_some_and(|s| s.to_lowercase().contains(&n))
-            || self.code.as_ref().is_some_and(|s| s.to_lowercase().contains(&n))
+            || self
+                .name
+                .as_ref()
+                .is_some_and(|s| s.to_lowercase().contains(&n))
+            || self
+                .code
+                .as_ref()
+                .is_some_and(|s| s.to_lowercase().contains(&n))
     }
 }
 
@@ -137,7 +143,9 @@ pub enum Overlay {
     None,
     Help,
     /// The off-air list with its selected row.
-    OffAir { selected: usize },
+    OffAir {
+        selected: usize,
+    },
     /// "Quit? y/N".
     ConfirmQuit,
 }
@@ -243,7 +251,10 @@ impl App {
         match msg {
             Msg::Engine(ev) => self.on_engine(ev, &mut out),
             Msg::EngineClosed => {
-                self.set_notice("the monitor engine stopped: see the log file (rtcproctor -v)", true);
+                self.set_notice(
+                    "the monitor engine stopped: see the log file (rtcproctor -v)",
+                    true,
+                );
             }
             Msg::Key(key) => self.on_key(key, &mut out),
             Msg::Mouse(m) => self.on_mouse(m, &mut out),
@@ -340,7 +351,11 @@ impl App {
             .iter()
             .filter(|t| t.state == StreamState::Live)
             .count();
-        let off = self.tiles.iter().filter(|t| t.off_air() && !t.unknown).count();
+        let off = self
+            .tiles
+            .iter()
+            .filter(|t| t.off_air() && !t.unknown)
+            .count();
         (live, off, self.attention_queue.len(), self.tiles.len())
     }
 
@@ -362,7 +377,11 @@ impl App {
                 StreamState::Left => "left",
                 _ => "off_air",
             };
-            let secs = self.now.duration_since(t.since).unwrap_or_default().as_secs();
+            let secs = self
+                .now
+                .duration_since(t.since)
+                .unwrap_or_default()
+                .as_secs();
             s.push_str(&format!(
                 "{},{},{},{},{},{}\n",
                 csv_field(&t.id.0),
@@ -399,6 +418,7 @@ impl App {
                 let t = &mut self.tiles[i];
                 t.unknown = true;
                 t.code = Some(sanitize::label(&code));
+                t.name = t.code.clone();
                 self.dirty = true;
             }
             EngineEvent::Chat {
@@ -502,7 +522,10 @@ impl App {
                 body: format!("{who} asks for attention"),
             });
         }
-        self.set_notice(&format!("{who} asks for attention (n: go there, space: acknowledge)"), false);
+        self.set_notice(
+            &format!("{who} asks for attention (n: go there, space: acknowledge)"),
+            false,
+        );
     }
 
     fn clear_attention(&mut self, i: usize) {
@@ -521,6 +544,7 @@ impl App {
         if let Some(code) = label.strip_prefix('?') {
             tile.unknown = true;
             tile.code = Some(code.to_string());
+            tile.name = Some(code.to_string());
         }
         self.push_tile(tile)
     }
@@ -543,7 +567,11 @@ impl App {
             if self.index.contains_key(&id) {
                 continue;
             }
-            let name = s.name.as_deref().map(sanitize::label).filter(|n| !n.is_empty());
+            let name = s
+                .name
+                .as_deref()
+                .map(sanitize::label)
+                .filter(|n| !n.is_empty());
             let tile = Tile::new(id, name, Some(sanitize::label(&s.code)), self.now);
             self.push_tile(tile);
             added += 1;
@@ -661,7 +689,11 @@ impl App {
                     contents: self.off_air_csv(),
                 });
                 self.set_notice(
-                    &format!("off-air list ({} students) exported to {}", list.len(), path.display()),
+                    &format!(
+                        "off-air list ({} students) exported to {}",
+                        list.len(),
+                        path.display()
+                    ),
                     false,
                 );
             }
@@ -922,7 +954,9 @@ impl App {
                     })
                     .collect();
                 if !new.is_empty() {
-                    out.push(Command::Engine(EngineCommand::AddStudents { students: new }));
+                    out.push(Command::Engine(EngineCommand::AddStudents {
+                        students: new,
+                    }));
                 }
                 let skipped = match total - added {
                     0 => String::new(),
@@ -979,11 +1013,15 @@ impl App {
 }
 
 fn millis(t: SystemTime) -> u128 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn csv_field(s: &str) -> String {
@@ -996,7 +1034,13 @@ fn csv_field(s: &str) -> String {
 
 fn file_safe(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

@@ -48,16 +48,22 @@ impl Default for FakeConfig {
 /// A roster of `n` students `s001`.. with names and codes.
 pub fn roster(n: usize) -> Roster {
     const FIRST: &[&str] = &[
-        "Ann", "Bo", "Chen", "Dara", "Emil", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kemal",
-        "Lea", "Maya", "Nils", "Olu", "Priya",
+        "Ann", "Bo", "Chen", "Dara", "Emil", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kemal", "Lea",
+        "Maya", "Nils", "Olu", "Priya",
     ];
-    const LAST: &[&str] = &["Lee", "Novak", "Okafor", "Silva", "Tanaka", "Weber", "Yilmaz"];
+    const LAST: &[&str] = &[
+        "Lee", "Novak", "Okafor", "Silva", "Tanaka", "Weber", "Yilmaz",
+    ];
     Roster {
         students: (0..n)
             .map(|i| Student {
                 id: format!("s{:03}", i + 1),
                 code: format!("code{:04}", 7919 * (i + 1) % 10_000),
-                name: Some(format!("{} {}", FIRST[i % FIRST.len()], LAST[i % LAST.len()])),
+                name: Some(format!(
+                    "{} {}",
+                    FIRST[i % FIRST.len()],
+                    LAST[i % LAST.len()]
+                )),
                 email: None,
             })
             .collect(),
@@ -238,7 +244,8 @@ async fn run(
     let started = Instant::now();
     let mut script_step = 0;
     let mut pending: Vec<(Instant, EngineEvent)> = Vec::new();
-    let mut frame_tick = tokio::time::interval(Duration::from_secs_f64(1.0 / cfg.fps.max(1) as f64));
+    let mut frame_tick =
+        tokio::time::interval(Duration::from_secs_f64(1.0 / cfg.fps.max(1) as f64));
     frame_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -335,7 +342,12 @@ async fn run(
 
 /// The scripted part: at 1.5 s the second student asks for attention, at
 /// 2.5 s the third writes in the chat.
-async fn script(step: &mut usize, elapsed: Duration, students: &[FakeStudent], tx: &mpsc::Sender<EngineEvent>) {
+async fn script(
+    step: &mut usize,
+    elapsed: Duration,
+    students: &[FakeStudent],
+    tx: &mpsc::Sender<EngineEvent>,
+) {
     let at = SystemTime::now();
     if *step == 0 && elapsed >= Duration::from_millis(1500) {
         *step = 1;

@@ -130,7 +130,11 @@ impl Quantiser {
                 *px = old;
                 continue;
             }
-            *px = [self.channel(px[0]), self.channel(px[1]), self.channel(px[2])];
+            *px = [
+                self.channel(px[0]),
+                self.channel(px[1]),
+                self.channel(px[2]),
+            ];
         }
     }
 }
@@ -151,7 +155,11 @@ pub fn to_ansi256(c: Rgb) -> u8 {
     let (ri, gi, bi) = (idx(c[0]), idx(c[1]), idx(c[2]));
     let cube = [LEVELS[ri], LEVELS[gi], LEVELS[bi]];
     let avg = (c[0] as u32 + c[1] as u32 + c[2] as u32) / 3;
-    let gi_ = if avg > 238 { 23 } else { (avg.saturating_sub(3) / 10).min(23) };
+    let gi_ = if avg > 238 {
+        23
+    } else {
+        (avg.saturating_sub(3) / 10).min(23)
+    };
     let grey_v = (8 + gi_ * 10) as u8;
     let dist = |a: Rgb, b: Rgb| -> u32 {
         (0..3)
@@ -174,7 +182,12 @@ mod tests {
         Frame {
             width: w,
             height: h,
-            rgb: c.iter().copied().cycle().take((w * h * 3) as usize).collect(),
+            rgb: c
+                .iter()
+                .copied()
+                .cycle()
+                .take((w * h * 3) as usize)
+                .collect(),
             seq: 0,
             decoded_at: Instant::now(),
         }
@@ -183,7 +196,15 @@ mod tests {
     #[test]
     fn fit_keeps_aspect_and_even_rows() {
         // 4:3 into 18x6 cells = 18x12 px: height-bound, 16 px wide.
-        assert_eq!(fit(320, 240, 18, 6), Fit { x: 1, y: 0, w: 16, h: 12 });
+        assert_eq!(
+            fit(320, 240, 18, 6),
+            Fit {
+                x: 1,
+                y: 0,
+                w: 16,
+                h: 12
+            }
+        );
         // Into a wide box: centred horizontally.
         let f = fit(640, 480, 80, 10);
         assert_eq!((f.w, f.h, f.y), (27, 20, 0));
@@ -217,7 +238,12 @@ mod tests {
         let mut a = vec![[100, 150, 200]; 4];
         q.apply(&mut a, None);
         assert_eq!(a[0], [100, 148, 204]);
-        let mut noisy = vec![[103, 146, 205], [98, 152, 199], [140, 150, 200], [100, 150, 200]];
+        let mut noisy = vec![
+            [103, 146, 205],
+            [98, 152, 199],
+            [140, 150, 200],
+            [100, 150, 200],
+        ];
         q.apply(&mut noisy, Some(&a));
         assert_eq!(noisy[0], a[0]);
         assert_eq!(noisy[1], a[1]);

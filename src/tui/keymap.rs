@@ -165,15 +165,30 @@ mod tests {
     #[test]
     fn defaults_cover_vim_and_arrows() {
         let km = Keymap::default();
-        assert_eq!(km.action(&key(KeyCode::Char('j'), KeyModifiers::NONE)), Some(Action::Down));
-        assert_eq!(km.action(&key(KeyCode::Down, KeyModifiers::NONE)), Some(Action::Down));
-        assert_eq!(km.action(&key(KeyCode::Char('?'), KeyModifiers::SHIFT)), Some(Action::Help));
-        assert_eq!(km.action(&key(KeyCode::Char('G'), KeyModifiers::SHIFT)), Some(Action::Last));
+        assert_eq!(
+            km.action(&key(KeyCode::Char('j'), KeyModifiers::NONE)),
+            Some(Action::Down)
+        );
+        assert_eq!(
+            km.action(&key(KeyCode::Down, KeyModifiers::NONE)),
+            Some(Action::Down)
+        );
+        assert_eq!(
+            km.action(&key(KeyCode::Char('?'), KeyModifiers::SHIFT)),
+            Some(Action::Help)
+        );
+        assert_eq!(
+            km.action(&key(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+            Some(Action::Last)
+        );
         assert_eq!(
             km.action(&key(KeyCode::Char('c'), KeyModifiers::CONTROL)),
             Some(Action::ForceQuit)
         );
-        assert_eq!(km.action(&key(KeyCode::Char('x'), KeyModifiers::NONE)), None);
+        assert_eq!(
+            km.action(&key(KeyCode::Char('x'), KeyModifiers::NONE)),
+            None
+        );
     }
 
     #[test]
@@ -181,7 +196,10 @@ mod tests {
         let mut t = HashMap::new();
         t.insert("ctrl-x".to_string(), Action::Quit);
         let km = Keymap::default().with_overrides(&t).unwrap();
-        assert_eq!(km.action(&key(KeyCode::Char('x'), KeyModifiers::CONTROL)), Some(Action::Quit));
+        assert_eq!(
+            km.action(&key(KeyCode::Char('x'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
         t.insert("nonsense-key".to_string(), Action::Quit);
         assert!(Keymap::default().with_overrides(&t).is_err());
     }

@@ -224,7 +224,11 @@ pub async fn run_fake_monitor(args: MonitorArgs) -> Result<()> {
         if roster.len() >= live {
             break;
         }
-        if !roster.students.iter().any(|r| r.id == s.id || r.code == s.code) {
+        if !roster
+            .students
+            .iter()
+            .any(|r| r.id == s.id || r.code == s.code)
+        {
             roster.students.push(s);
         }
     }
@@ -250,7 +254,8 @@ struct Term {
 impl Term {
     fn enter(meter: Arc<Meter>, link_kbit: Option<u64>) -> Result<Term> {
         install_panic_hook();
-        let mut writer = MeteredWriter::new(BufWriter::with_capacity(1 << 16, std::io::stdout()), meter);
+        let mut writer =
+            MeteredWriter::new(BufWriter::with_capacity(1 << 16, std::io::stdout()), meter);
         if let Some(k) = link_kbit {
             writer = writer.with_link_limit(k * 1000);
         }
@@ -571,7 +576,12 @@ struct Loop<'t> {
 }
 
 impl Loop<'_> {
-    async fn run(&mut self, app: &mut App, mut rx: mpsc::Receiver<Msg>, opts: &DashboardOptions) -> Result<()> {
+    async fn run(
+        &mut self,
+        app: &mut App,
+        mut rx: mpsc::Receiver<Msg>,
+        opts: &DashboardOptions,
+    ) -> Result<()> {
         let min_gap = Duration::from_secs_f64(1.0 / opts.max_fps.max(1.0));
         let mut last_draw: Option<Instant> = None;
         let end = opts
@@ -627,7 +637,8 @@ impl Loop<'_> {
             app.page().2.len()
         };
         self.thumbs.interval = self.pacer.tile_interval(visible);
-        let term_err = |e: std::io::Error| Error::Other(anyhow::anyhow!("cannot draw on the terminal: {e}"));
+        let term_err =
+            |e: std::io::Error| Error::Other(anyhow::anyhow!("cannot draw on the terminal: {e}"));
         if full_redraw {
             self.term.repaint_all().map_err(term_err)?;
         }
@@ -655,7 +666,8 @@ impl Loop<'_> {
         r.map_err(term_err)?;
         app.dirty = false;
         let (b1, t1) = self.meter.totals();
-        self.pacer.record(now, b1 - b0, t1 - t0, self.thumbs.repaints);
+        self.pacer
+            .record(now, b1 - b0, t1 - t0, self.thumbs.repaints);
         tracing::trace!(
             bytes = b1 - b0,
             blocked_ms = (t1 - t0).as_secs_f64() * 1000.0,

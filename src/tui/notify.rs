@@ -55,7 +55,8 @@ pub fn osc_sequences(title: &str, body: &str, in_tmux: bool) -> Vec<u8> {
 /// (not over ssh, where they would pop up on the remote machine's screen).
 pub fn local_desktop() -> bool {
     let ssh = std::env::var_os("SSH_CONNECTION").is_some() || std::env::var_os("SSH_TTY").is_some();
-    let display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let display =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     !ssh && (display || cfg!(target_os = "macos"))
 }
 
@@ -78,12 +79,20 @@ mod tests {
 
     #[test]
     fn osc_sequences_are_clean_and_wrapped_for_tmux() {
-        let s = String::from_utf8(osc_sequences("rtcproctor", "Ann\x1b]52;c;x\x07 asks; now", false)).unwrap();
+        let s = String::from_utf8(osc_sequences(
+            "rtcproctor",
+            "Ann\x1b]52;c;x\x07 asks; now",
+            false,
+        ))
+        .unwrap();
         assert_eq!(
             s,
             "\x1b]9;rtcproctor: Ann asks, now\x1b\\\x1b]777;notify;rtcproctor;Ann asks, now\x1b\\"
         );
         let t = String::from_utf8(osc_sequences("a", "b", true)).unwrap();
-        assert!(t.starts_with("\x1bPtmux;\x1b\x1b]9;a: b\x1b\x1b\\\x1b\\"), "{t:?}");
+        assert!(
+            t.starts_with("\x1bPtmux;\x1b\x1b]9;a: b\x1b\x1b\\\x1b\\"),
+            "{t:?}"
+        );
     }
 }

@@ -148,8 +148,8 @@ impl Pacer {
 
     /// A cautious start: 2 Mbit/s over ssh, 8 MB/s locally.
     pub fn for_environment(max_tile_fps: f64) -> Self {
-        let ssh = std::env::var_os("SSH_CONNECTION").is_some()
-            || std::env::var_os("SSH_TTY").is_some();
+        let ssh =
+            std::env::var_os("SSH_CONNECTION").is_some() || std::env::var_os("SSH_TTY").is_some();
         Pacer::new(if ssh { 250_000.0 } else { 8_000_000.0 }, max_tile_fps)
     }
 
@@ -172,17 +172,17 @@ impl Pacer {
         }
         if blocked >= SATURATED && bytes > 0 {
             let window_bytes: u64 = self.recent.iter().map(|(_, _, b)| b).sum();
-            let span = self
-                .recent
-                .front()
-                .map_or(0.0, |(t, _, _)| end.saturating_duration_since(*t).as_secs_f64());
+            let span = self.recent.front().map_or(0.0, |(t, _, _)| {
+                end.saturating_duration_since(*t).as_secs_f64()
+            });
             // A short history: this draw alone, over the time it blocked.
             let sample = if span >= 0.25 {
                 window_bytes as f64 / span
             } else {
                 bytes as f64 / blocked.as_secs_f64()
             };
-            self.throughput = (self.throughput.min(sample) * 0.5 + sample * 0.5).clamp(FLOOR, CEILING);
+            self.throughput =
+                (self.throughput.min(sample) * 0.5 + sample * 0.5).clamp(FLOOR, CEILING);
         } else {
             self.throughput = (self.throughput * (1.0 + 0.15 * dt)).clamp(FLOOR, CEILING);
         }
@@ -222,14 +222,28 @@ mod tests {
         let t0 = Instant::now();
         // 30 repaints of 3000 bytes took 360 ms: a 250 kB/s link.
         for k in 0..10 {
-            p.record(t0 + Duration::from_millis(400 * k), 90_000, Duration::from_millis(360), 30);
+            p.record(
+                t0 + Duration::from_millis(400 * k),
+                90_000,
+                Duration::from_millis(360),
+                30,
+            );
         }
-        assert!((200_000.0..300_000.0).contains(&p.throughput()), "{}", p.throughput());
+        assert!(
+            (200_000.0..300_000.0).contains(&p.throughput()),
+            "{}",
+            p.throughput()
+        );
         let slow = p.tile_interval(30);
         assert!(slow > Duration::from_millis(600), "{slow:?}");
         // 30 tiles at 3000 B each fit 125 kB/s only about every 0.7 s.
         for k in 10..60 {
-            p.record(t0 + Duration::from_millis(400 * k), 5_000, Duration::from_millis(1), 1);
+            p.record(
+                t0 + Duration::from_millis(400 * k),
+                5_000,
+                Duration::from_millis(1),
+                1,
+            );
         }
         assert!(p.tile_interval(30) < slow);
     }

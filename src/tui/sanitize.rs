@@ -106,7 +106,10 @@ mod tests {
     fn strips_sequences_and_controls() {
         assert_eq!(clean("a\x1b[31mred\x1b[0m b"), "ared b");
         assert_eq!(clean("x\x1b]52;c;aGk=\x07y"), "xy");
-        assert_eq!(clean("x\x1b]8;;http://e\x1b\\link\x1b]8;;\x1b\\y"), "xlinky");
+        assert_eq!(
+            clean("x\x1b]8;;http://e\x1b\\link\x1b]8;;\x1b\\y"),
+            "xlinky"
+        );
         assert_eq!(clean("bell\x07 del\x7f nul\0"), "bell del nul");
         assert_eq!(clean("c1\u{9b}2Jz"), "c1z");
         assert_eq!(clean("line1\r\nline2\ttab"), "line1 line2 tab");

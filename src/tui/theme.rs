@@ -416,10 +416,14 @@ mod tests {
         assert_eq!(t.live, Color::Rgb(1, 2, 3));
         assert_eq!(t.stalled, Theme::default().stalled);
         std::fs::write(&p, "[state]\nlvie = \"#010203\"\n").unwrap();
-        let err = Theme::load_with("default", Some(&p)).unwrap_err().to_string();
+        let err = Theme::load_with("default", Some(&p))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("state.lvie"), "{err}");
         std::fs::write(&p, "[state]\nlive = \"greenish\"\n").unwrap();
-        let err = Theme::load_with("default", Some(&p)).unwrap_err().to_string();
+        let err = Theme::load_with("default", Some(&p))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a colour"), "{err}");
         assert!(Theme::load_with("no-such-theme", None).is_err());
         std::fs::remove_dir_all(&dir).ok();

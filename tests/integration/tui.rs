@@ -156,7 +156,11 @@ fn navigation_pages_and_reports_visibility() {
     app.update(code(KeyCode::Right));
     assert_eq!(app.tiles[app.selected.unwrap()].id, id("s002"));
     app.update(key('j'));
-    assert_eq!(app.tiles[app.selected.unwrap()].id, id("s006"), "down is one row of 4");
+    assert_eq!(
+        app.tiles[app.selected.unwrap()].id,
+        id("s006"),
+        "down is one row of 4"
+    );
     assert!(
         engine_cmds(&app.update(key('k'))).is_empty(),
         "no visibility change on the same page"
@@ -268,16 +272,22 @@ fn attention_queue_bell_notify_next_and_acknowledge() {
     };
     let cmds = raise(&mut app, "s005", 9);
     assert!(cmds.contains(&Command::Bell));
-    assert!(cmds.iter().any(
-        |c| matches!(c, Command::Notify { body, .. } if body.contains("Emil Tanaka (s005)"))
-    ));
+    assert!(
+        cmds.iter().any(
+            |c| matches!(c, Command::Notify { body, .. } if body.contains("Emil Tanaka (s005)"))
+        )
+    );
     raise(&mut app, "s002", 3);
     // Raising twice does not queue twice or ring again.
     assert!(raise(&mut app, "s005", 1).is_empty());
     assert_eq!(app.attention_queue.len(), 2);
     assert_eq!(app.counts().2, 2);
     app.update(key('n'));
-    assert_eq!(app.tiles[app.selected.unwrap()].id, id("s005"), "first asked first");
+    assert_eq!(
+        app.tiles[app.selected.unwrap()].id,
+        id("s005"),
+        "first asked first"
+    );
     app.update(key('n'));
     assert_eq!(app.tiles[app.selected.unwrap()].id, id("s002"));
     let cmds = engine_cmds(&app.update(key(' ')));
@@ -348,14 +358,22 @@ fn quit_needs_confirmation() {
 fn pasted_roster_adds_only_new_students() {
     let (mut app, _) = mixed(3, (80, 24));
     let before = app.tiles.len();
-    let cmds = engine_cmds(&app.update(Msg::Paste("s002\tcode5838\nx100\tnewcode1\nx101\tnewcode2\n".into())));
+    let cmds = engine_cmds(&app.update(Msg::Paste(
+        "s002\tcode5838\nx100\tnewcode1\nx101\tnewcode2\n".into(),
+    )));
     let Some(EngineCommand::AddStudents { students }) = cmds.first() else {
         panic!("{cmds:?}");
     };
     let ids: Vec<&str> = students.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["x100", "x101"]);
     assert_eq!(app.tiles.len(), before + 2);
-    assert!(app.notice.as_ref().unwrap().text.contains("added 2 students"));
+    assert!(
+        app.notice
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("added 2 students")
+    );
     assert!(app.tile(&id("x100")).unwrap().off_air());
     // Not a roster: an error notice, nothing sent.
     let cmds = app.update(Msg::Paste("just some words\n".into()));
@@ -404,12 +422,23 @@ fn off_air_list_and_csv_export() {
         panic!("{cmds:?}");
     };
     assert!(path.starts_with("/exports"));
-    assert!(path.to_string_lossy().ends_with("offair-20231114-221320.csv"));
+    assert!(
+        path.to_string_lossy()
+            .ends_with("offair-20231114-221320.csv")
+    );
     let lines: Vec<&str> = contents.lines().collect();
     assert_eq!(lines[0], "id,name,code,state,since_utc,off_air_seconds");
     assert_eq!(lines.len(), 5);
-    assert!(lines[1].starts_with("s020,Dara Weber,code8380,"), "{}", lines[1]);
-    assert!(lines[1].ends_with(",left,2023-11-14T21:57:57Z,923"), "{}", lines[1]);
+    assert!(
+        lines[1].starts_with("s020,Dara Weber,code8380,"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].ends_with(",left,2023-11-14T21:57:57Z,923"),
+        "{}",
+        lines[1]
+    );
     app.update(code(KeyCode::Down));
     app.update(code(KeyCode::Enter));
     assert_eq!(app.overlay, Overlay::None);
@@ -533,7 +562,10 @@ fn screen_attention_flashing() {
             raised: true,
             at: ago(5),
         }));
-        assert!(app.flash_on(), "the fixed clock is in the flash-on half period");
+        assert!(
+            app.flash_on(),
+            "the fixed clock is in the flash-on half period"
+        );
     });
 }
 
@@ -659,7 +691,7 @@ mod e2e {
     fn temp_dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("rtcp-tui-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        std::fs::create_dir_all(&d).expect("temp dir");
         d
     }
 
@@ -667,9 +699,12 @@ mod e2e {
         let roster = dir.join("roster.tsv");
         let mut text = String::from("id\tcode\tname\n");
         for i in 1..=14 {
-            text.push_str(&format!("s{i:03}\tcode{:04}\tStudent {i}\n", i * 7919 % 10_000));
+            text.push_str(&format!(
+                "s{i:03}\tcode{:04}\tStudent {i}\n",
+                i * 7919 % 10_000
+            ));
         }
-        std::fs::write(&roster, text).unwrap();
+        std::fs::write(&roster, text).expect("roster file");
         let bin = env!("CARGO_BIN_EXE_rtcproctor");
         let cmd = format!(
             "COLORTERM=truecolor {bin} --log-file {log} monitor --roster {roster} --fake-engine 8 \
@@ -694,7 +729,7 @@ mod e2e {
             "-y",
             &hs,
             "-c",
-            dir.to_str().unwrap(),
+            dir.to_str().expect("UTF-8 temp path"),
             "sh",
             "-c",
             &cmd,
@@ -804,7 +839,10 @@ mod e2e {
         tmux.wait_for("Quit rtcproctor?");
         tmux.keys(&["y"]);
         let s = tmux.wait_for("EXITED:0");
-        assert!(!s.contains("rtcproctor  ●"), "the alternate screen is gone: {s}");
+        assert!(
+            !s.contains("rtcproctor  ●"),
+            "the alternate screen is gone: {s}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -36,9 +36,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) -> Option<Po
     if inner.height < 2 || inner.width < 4 {
         return None;
     }
-    let Some(t) = target else {
-        return None;
-    };
+    let t = target?;
     let history = Rect::new(inner.x, inner.y, inner.width, inner.height - 2);
     let width = history.width as usize;
 
@@ -50,7 +48,11 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) -> Option<Po
             let label = " new ";
             let side = width.saturating_sub(label.len()) / 2;
             rows.push(Line::styled(
-                format!("{}{label}{}", "─".repeat(side), "─".repeat(width.saturating_sub(side + label.len()))),
+                format!(
+                    "{}{label}{}",
+                    "─".repeat(side),
+                    "─".repeat(width.saturating_sub(side + label.len()))
+                ),
                 theme.unread(),
             ));
         }
@@ -112,11 +114,19 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) -> Option<Po
     let shown = truncate(&visible, avail + 1);
     let x0 = inner.x + prompt.width() as u16;
     if chars.is_empty() && !focused {
-        buf.set_string(x0, input_y, truncate("c or Tab to type", avail), theme.dim().bg(theme.input_bg));
+        buf.set_string(
+            x0,
+            input_y,
+            truncate("c or Tab to type", avail),
+            theme.dim().bg(theme.input_bg),
+        );
     } else {
         buf.set_string(x0, input_y, shown, theme.input());
     }
-    let cx: usize = chars[start..cursor].iter().map(|c| c.width().unwrap_or(0)).sum();
+    let cx: usize = chars[start..cursor]
+        .iter()
+        .map(|c| c.width().unwrap_or(0))
+        .sum();
     focused.then(|| Position::new(x0 + cx as u16, input_y))
 }
 
@@ -168,7 +178,10 @@ mod tests {
 
     #[test]
     fn wraps_words_and_long_words() {
-        assert_eq!(wrap("hello there world", 12, 0), vec!["hello there", "world"]);
+        assert_eq!(
+            wrap("hello there world", 12, 0),
+            vec!["hello there", "world"]
+        );
         assert_eq!(wrap("abcdefghij", 6, 2), vec!["abcd", "efgh", "ij"]);
         assert_eq!(wrap("", 10, 0), vec![""]);
     }

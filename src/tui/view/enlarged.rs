@@ -28,8 +28,14 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, i: usize, ctx: &mut DrawCtx
         title.push(Span::styled(format!("· code {code} "), theme.dim()));
     }
     if waiting {
-        let since = t.attention_since.map(|s| since_label(app.now, s)).unwrap_or_default();
-        title.push(Span::styled(format!(" ⚑ asks for attention ({since}) "), theme.attention(flash)));
+        let since = t
+            .attention_since
+            .map(|s| since_label(app.now, s))
+            .unwrap_or_default();
+        title.push(Span::styled(
+            format!(" ⚑ asks for attention ({since}) "),
+            theme.attention(flash),
+        ));
     }
     if t.unread > 0 {
         title.push(Span::styled(format!(" ✉{} ", t.unread), theme.unread()));
@@ -63,7 +69,10 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, i: usize, ctx: &mut DrawCtx
         status.push(Span::styled(text, theme.dim()));
         let (on, off) = audio_meter(s.audio_level, meter_w);
         status.push(Span::styled("· audio ", theme.dim()));
-        status.push(Span::styled(on, ratatui::style::Style::new().fg(theme.live)));
+        status.push(Span::styled(
+            on,
+            ratatui::style::Style::new().fg(theme.live),
+        ));
         status.push(Span::styled(off, theme.dim()));
         status.push(Span::raw(" "));
     }

@@ -35,7 +35,11 @@ const KEYS: &[(&str, &str)] = &[
 /// Draw the help pane over the screen.
 pub fn draw(buf: &mut Buffer, area: Rect, _app: &App, theme: &Theme) {
     let two_cols = area.width >= 84;
-    let per_col = if two_cols { KEYS.len().div_ceil(2) } else { KEYS.len() };
+    let per_col = if two_cols {
+        KEYS.len().div_ceil(2)
+    } else {
+        KEYS.len()
+    };
     let col_w: u16 = 44;
     let w = if two_cols {
         col_w * 2 + 4
@@ -58,7 +62,11 @@ pub fn draw(buf: &mut Buffer, area: Rect, _app: &App, theme: &Theme) {
         ("●", "live", theme.state(StreamState::Live, false)),
         ("◌", "joining", theme.state(StreamState::Joining, false)),
         ("◐", "stalled", theme.state(StreamState::Stalled, false)),
-        ("↻", "reconn.", theme.state(StreamState::Reconnecting, false)),
+        (
+            "↻",
+            "reconn.",
+            theme.state(StreamState::Reconnecting, false),
+        ),
         ("○", "off-air", theme.state(StreamState::OffAir, false)),
         ("×", "left", theme.state(StreamState::Left, false)),
         ("?", "unknown", theme.state(StreamState::Live, true)),
@@ -67,7 +75,12 @@ pub fn draw(buf: &mut Buffer, area: Rect, _app: &App, theme: &Theme) {
         ("✉", "unread", theme.unread()),
     ]
     .into_iter()
-    .flat_map(|(g, w, s)| [Span::styled(g, s), Span::styled(format!(" {w} "), theme.dim())])
+    .flat_map(|(g, w, s)| {
+        [
+            Span::styled(g, s),
+            Span::styled(format!(" {w} "), theme.dim()),
+        ]
+    })
     .collect();
     // Fill legend lines greedily, glyph and word together.
     let avail = inner.width.saturating_sub(2) as usize;

@@ -26,8 +26,18 @@ pub struct Screen {
 pub fn screen(area: Rect, chat_open: bool) -> Screen {
     let header = Rect::new(area.x, area.y, area.width, area.height.min(1));
     let footer_y = area.y + area.height.saturating_sub(1);
-    let footer = Rect::new(area.x, footer_y, area.width, area.height.min(1).min(area.height.saturating_sub(1)));
-    let body = Rect::new(area.x, area.y + 1, area.width, area.height.saturating_sub(2));
+    let footer = Rect::new(
+        area.x,
+        footer_y,
+        area.width,
+        area.height.min(1).min(area.height.saturating_sub(1)),
+    );
+    let body = Rect::new(
+        area.x,
+        area.y + 1,
+        area.width,
+        area.height.saturating_sub(2),
+    );
     if !chat_open {
         return Screen {
             header,
@@ -132,7 +142,11 @@ pub fn grid(area: Rect, n: usize) -> GridGeom {
         let (rows, _) = rows_for(area.height, ideal);
         if cols as usize * rows as usize >= n {
             let used = (n as u16).div_ceil(cols).max(1);
-            let tile_h = (area.height / used).min(ideal).max(area.height.min(MIN_TILE_H));
+            // Fill the height, up to a third taller than ideal (the picture
+            // is then letterboxed a little at the sides).
+            let tile_h = (area.height / used)
+                .min(ideal + ideal / 3)
+                .max(area.height.min(MIN_TILE_H));
             return make(cols, used, tile_h);
         }
     }

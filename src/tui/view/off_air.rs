@@ -16,7 +16,11 @@ use crate::tui::view::tile::state_word;
 /// Draw the list over the screen with row `selected` highlighted.
 pub fn draw(buf: &mut Buffer, area: Rect, app: &App, selected: usize, theme: &Theme) {
     let list = app.off_air_list();
-    let w = if area.width >= 100 { 90 } else { area.width.saturating_sub(2) };
+    let w = if area.width >= 100 {
+        90
+    } else {
+        area.width.saturating_sub(2)
+    };
     let h = if area.height >= 30 {
         (list.len() as u16 + 6).clamp(10, area.height - 6)
     } else {
@@ -39,14 +43,23 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, selected: usize, theme: &Th
         .border_style(theme.pane_border(true))
         .style(theme.popup())
         .title_top(Line::styled(
-            format!(" Off-air · {} of {} students ", list.len(), app.tiles.iter().filter(|t| !t.unknown).count()),
+            format!(
+                " Off-air · {} of {} students ",
+                list.len(),
+                app.tiles.iter().filter(|t| !t.unknown).count()
+            ),
             theme.pane_border(true),
         ))
         .title_bottom(hint);
     let inner = block.inner(r);
     block.render(r, buf);
     if list.is_empty() {
-        buf.set_string(inner.x + 1, inner.y + 1, "Everyone on the roster is streaming.", theme.state(crate::proctor::StreamState::Live, false));
+        buf.set_string(
+            inner.x + 1,
+            inner.y + 1,
+            "Everyone on the roster is streaming.",
+            theme.state(crate::proctor::StreamState::Live, false),
+        );
         return;
     }
     let rows: Vec<Row> = list

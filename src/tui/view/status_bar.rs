@@ -23,16 +23,28 @@ pub fn draw_header(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     let mut left = vec![
         Span::styled(" rtcproctor ", theme.brand()),
         Span::styled(" ", hdr),
-        Span::styled("●", theme.state(StreamState::Live, false).bg(theme.header_bg)),
+        Span::styled(
+            "●",
+            theme.state(StreamState::Live, false).bg(theme.header_bg),
+        ),
         Span::styled(format!(" {live} live  "), hdr),
-        Span::styled("○", theme.state(StreamState::OffAir, false).bg(theme.header_bg)),
+        Span::styled(
+            "○",
+            theme.state(StreamState::OffAir, false).bg(theme.header_bg),
+        ),
         Span::styled(format!(" {off} off-air  "), hdr),
     ];
     if wide {
-        left.push(Span::styled(format!("{total} students  "), theme.dim().bg(theme.header_bg)));
+        left.push(Span::styled(
+            format!("{total} students  "),
+            theme.dim().bg(theme.header_bg),
+        ));
     }
     if waiting > 0 {
-        let first = app.attention_queue.first().map(|&i| app.tiles[i].label().to_string());
+        let first = app
+            .attention_queue
+            .first()
+            .map(|&i| app.tiles[i].label().to_string());
         let text = match (first, wide || area.width >= 80) {
             (Some(name), true) => format!(" ⚑ {waiting} waiting: {} ", truncate(&name, 16)),
             _ => format!(" ⚑ {waiting} waiting "),
@@ -46,7 +58,10 @@ pub fn draw_header(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
             format!("/{} ", truncate(&app.filter.text(), 12)),
             theme.key().bg(theme.header_bg),
         ));
-        right.push(Span::styled(format!("{} shown  ", app.filtered().len()), hdr));
+        right.push(Span::styled(
+            format!("{} shown  ", app.filtered().len()),
+            hdr,
+        ));
     }
     if app.enlarged.is_none() {
         right.push(Span::styled(format!("page {}/{} ", page + 1, pages), hdr));
@@ -63,7 +78,12 @@ pub fn draw_header(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     let rw: usize = right.iter().map(|s| s.width()).sum();
     buf.set_line(area.x, area.y, &Line::from(left), area.width);
     if lw + rw < area.width as usize {
-        buf.set_line(area.x + area.width - rw as u16, area.y, &Line::from(right), rw as u16);
+        buf.set_line(
+            area.x + area.width - rw as u16,
+            area.y,
+            &Line::from(right),
+            rw as u16,
+        );
     }
 }
 
@@ -80,11 +100,19 @@ pub fn draw_footer(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) -> Op
             Span::styled("  ⏎ keep  Esc clear", theme.dim()),
         ]);
         buf.set_line(area.x, area.y, &line, area.width);
-        let cx = text.chars().take(app.filter.cursor()).collect::<String>().width();
+        let cx = text
+            .chars()
+            .take(app.filter.cursor())
+            .collect::<String>()
+            .width();
         return Some(Position::new(area.x + 1 + cx as u16, area.y));
     }
     if let Some(n) = &app.notice {
-        let style = if n.error { theme.error() } else { theme.notice() };
+        let style = if n.error {
+            theme.error()
+        } else {
+            theme.notice()
+        };
         let icon = if n.error { "✗ " } else { "› " };
         buf.set_string(
             area.x,

@@ -143,10 +143,9 @@ impl ThumbCache {
 
 /// A fixed fraction in 0..1 per student.
 fn stagger(student: &StudentId) -> f64 {
-    let h = student
-        .0
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+    let h = student.0.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
     (h % 1024) as f64 / 1024.0
 }
 
@@ -166,7 +165,9 @@ fn paint(buf: &mut Buffer, area: Rect, fit: Fit, pixels: &[Rgb], letterbox: Colo
                 let w = fit.w as usize;
                 let top = pixels.get(y * w + x).copied().unwrap_or_default();
                 let bottom = pixels.get((y + 1) * w + x).copied().unwrap_or(top);
-                cell.set_symbol(UPPER_HALF).set_fg(rgb(top)).set_bg(rgb(bottom));
+                cell.set_symbol(UPPER_HALF)
+                    .set_fg(rgb(top))
+                    .set_bg(rgb(bottom));
             } else {
                 cell.set_symbol(" ").set_fg(letterbox).set_bg(letterbox);
             }

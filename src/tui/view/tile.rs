@@ -99,7 +99,14 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, i: usize, selected: bool, c
             .draw(buf, inner, &t.id, ctx.frames, ctx.now, theme.letterbox);
     if drew {
         if t.state != StreamState::Live {
-            badge(buf, inner, &format!(" {} ", state_word(t).to_uppercase()), theme.state(t.state, t.unknown).add_modifier(Modifier::REVERSED));
+            badge(
+                buf,
+                inner,
+                &format!(" {} ", state_word(t).to_uppercase()),
+                theme
+                    .state(t.state, t.unknown)
+                    .add_modifier(Modifier::REVERSED),
+            );
         }
     } else {
         placeholder(buf, inner, app, t, theme);
@@ -119,7 +126,11 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, i: usize, selected: bool, c
             .attention_since
             .map(|s| since_label(app.now, s))
             .unwrap_or_default();
-        let text = if w >= 24 { format!("⚑ {since}") } else { "⚑".to_string() };
+        let text = if w >= 24 {
+            format!("⚑ {since}")
+        } else {
+            "⚑".to_string()
+        };
         right.push(Span::styled(text, theme.attention(flash)));
     }
     let right_w: usize = right.iter().map(|s| s.width() + 1).sum();
@@ -140,10 +151,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, i: usize, selected: bool, c
 
     // Bottom border: state + time, rate badge, audio.
     let since = since_label(app.now, t.since);
-    let mut left_text = format!("{} {since}", state_word(t));
-    if t.unknown && w >= 20 {
-        left_text = format!("unknown · {}", state_word(t));
-    }
+    let left_text = format!("{} {since}", state_word(t));
     let mut right = Vec::new();
     if let Some(s) = t.stats.as_ref().filter(|_| t.state == StreamState::Live) {
         let (meter_w, long) = match w {
@@ -156,19 +164,38 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, i: usize, selected: bool, c
         if left_text.width() + badge.width() + meter_w + 4 <= w {
             right.push(Span::styled(badge, theme.dim()));
         }
-        right.push(Span::styled(format!("{on}{off}"), Style::new().fg(theme.live)));
+        right.push(Span::styled(
+            format!("{on}{off}"),
+            Style::new().fg(theme.live),
+        ));
     }
     let left = vec![Span::styled(
         truncate(&left_text, w.saturating_sub(2)),
         theme.state(t.state, t.unknown),
     )];
     let used: usize = left.iter().map(|s| s.width()).sum();
-    set_row(buf, area.x + 1, area.y + area.height - 1, w, left, used, right);
+    set_row(
+        buf,
+        area.x + 1,
+        area.y + area.height - 1,
+        w,
+        left,
+        used,
+        right,
+    );
 }
 
 /// Write `left` at the start of a border row and `right` (spans separated by
 /// a space) at its end, leaving the border line in between.
-fn set_row(buf: &mut Buffer, x: u16, y: u16, width: usize, left: Vec<Span>, left_w: usize, right: Vec<Span>) {
+fn set_row(
+    buf: &mut Buffer,
+    x: u16,
+    y: u16,
+    width: usize,
+    left: Vec<Span>,
+    left_w: usize,
+    right: Vec<Span>,
+) {
     let line = Line::from(left);
     buf.set_line(x, y, &line, width as u16);
     let mut spans = Vec::new();
