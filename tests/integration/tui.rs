@@ -67,6 +67,7 @@ fn stats(app: &mut App, s: &str, audio: f32) {
             packet_loss: 0.002,
             frame_age_ms: Some(38),
             audio_level: audio,
+            ..Default::default()
         },
     }));
 }
