@@ -64,7 +64,7 @@ pub use pacer::{Meter, MeteredWriter, Pacer};
 pub use theme::Theme;
 pub use view::ColorDepth;
 
-use crate::cli::{DemoArgs, GraphicsMode, MonitorArgs};
+use crate::cli::{GraphicsMode, MonitorArgs};
 use crate::proctor::{EngineCommand, EngineEvent, EngineHandle, FrameSlots};
 use crate::roster::Roster;
 use crate::{Error, Result};
@@ -207,11 +207,6 @@ pub fn default_snapshot_dir() -> PathBuf {
     directories::ProjectDirs::from("", "", "rtcproctor")
         .map(|d| d.data_dir().join("snapshots"))
         .unwrap_or_else(|| PathBuf::from("snapshots"))
-}
-
-/// Entry point of `rtcproctor demo` (wired to the engine at integration).
-pub async fn run_demo(_args: DemoArgs) -> Result<()> {
-    Err(Error::NotAvailable("demo"))
 }
 
 /// `monitor --fake-engine N`: the dashboard on the fake engine, with the
