@@ -199,7 +199,10 @@ pub struct Envelope {
 impl Envelope {
     /// A join request (`message.newParticipationRequest`).
     pub fn is_join_request(&self) -> bool {
-        self.message.get("newParticipationRequest").and_then(Value::as_bool) == Some(true)
+        self.message
+            .get("newParticipationRequest")
+            .and_then(Value::as_bool)
+            == Some(true)
     }
 
     /// A leave notice (`message.userLeft`), which does not connect peers.
@@ -270,13 +273,17 @@ pub struct PageConfig {
 // stock pages show the text as it is).
 
 /// `join-room` from a socket without the proctor key.
-pub const NEEDS_PROCTOR_KEY: &str = "Viewing needs the proctor key (printed by `rtcproctor serve`; pass it with --proctor-key)";
+pub const NEEDS_PROCTOR_KEY: &str =
+    "Viewing needs the proctor key (printed by `rtcproctor serve`; pass it with --proctor-key)";
 /// `join-room` from a socket whose proctor key is wrong.
-pub const WRONG_PROCTOR_KEY: &str = "Wrong proctor key: check the key printed by `rtcproctor serve`";
+pub const WRONG_PROCTOR_KEY: &str =
+    "Wrong proctor key: check the key printed by `rtcproctor serve`";
 /// Too many failed attempts from one client address.
-pub const TOO_MANY_FAILURES: &str = "Too many failed attempts from your address: wait a minute and try again";
+pub const TOO_MANY_FAILURES: &str =
+    "Too many failed attempts from your address: wait a minute and try again";
 /// `open-room` for a code that is not on the server's roster.
-pub const NOT_ON_ROSTER: &str = "This stream code is not on the exam roster: check the code you were given";
+pub const NOT_ON_ROSTER: &str =
+    "This stream code is not on the exam roster: check the code you were given";
 /// A request whose payload is not what the event needs.
 pub const MALFORMED_REQUEST: &str = "Malformed request";
 /// Too many events from one socket in a short time.
@@ -333,7 +340,10 @@ mod tests {
 
     #[test]
     fn ice_servers_from_cli() {
-        let urls = vec!["stun:s.example:3478".to_string(), "turn:t.example:3478".to_string()];
+        let urls = vec![
+            "stun:s.example:3478".to_string(),
+            "turn:t.example:3478".to_string(),
+        ];
         assert!(IceServer::from_cli(&urls, None, None).is_err());
         let ice = IceServer::from_cli(&urls, Some("u"), Some("p")).unwrap();
         assert_eq!(ice[0].username, None);

@@ -197,7 +197,9 @@ pub enum Verdict {
     Allow,
     /// Over the socket's rate: drop it. `warn` is true at most once a second
     /// per socket, so a flood makes one log line, not thousands.
-    Drop { warn: bool },
+    Drop {
+        warn: bool,
+    },
     /// The socket is not registered (already gone).
     Unknown,
 }
@@ -353,7 +355,9 @@ impl Registry {
     /// Make `extra` fit the limits: strings cut, oversize refused.
     fn bound_extra(&self, extra: &mut Value) -> Result<usize, String> {
         let cut = cap_strings(extra, self.limits.max_extra_chars);
-        let size = serde_json::to_vec(extra).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(extra)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > self.limits.max_extra_bytes {
             return Err(format!(
                 "extra of {size} bytes is over the limit of {} bytes",
@@ -386,9 +390,7 @@ impl Registry {
             return refuse(format!("msgEvent of {} bytes is too long", msg_event.len()));
         }
         if RESERVED_EVENTS.contains(&msg_event.as_str()) {
-            return refuse(format!(
-                "msgEvent {msg_event:?} is a reserved event name"
-            ));
+            return refuse(format!("msgEvent {msg_event:?} is a reserved event name"));
         }
         let mut extra = c.query.extra.clone();
         if let Err(e) = self.bound_extra(&mut extra) {
@@ -630,7 +632,7 @@ impl Registry {
                 Some(r) if r.password.is_some() && r.password != req.password() => {
                     Some(p::INVALID_PASSWORD)
                 }
-                Some(r) if r.participants.iter().any(|x| *x == userid) => None,
+                Some(r) if r.participants.contains(&userid) => None,
                 Some(r) if r.participants.len() >= r.max_participants => {
                     return (fail(p::ROOM_FULL), effects);
                 }
@@ -686,7 +688,7 @@ impl Registry {
         if env.is_join_request()
             && let Some(room) = self.rooms.get(&target)
         {
-            if !room.participants.iter().any(|x| *x == userid) {
+            if !room.participants.contains(&userid) {
                 return Err(format!(
                     "join request for room {target:?} which this socket has not joined"
                 ));
@@ -731,7 +733,7 @@ impl Registry {
         }
         let (peer_sid, peer_event) = (peer.sid, peer.msg_event.clone());
         let mut effects = Vec::new();
-        let connected = me.connected_with.iter().any(|x| *x == target);
+        let connected = me.connected_with.contains(&target);
         if !env.is_user_left() && !connected {
             effects.push(emit(sid, p::USER_CONNECTED, vec![json!(target)]));
             effects.push(emit(peer_sid, p::USER_CONNECTED, vec![json!(userid)]));
@@ -743,7 +745,7 @@ impl Registry {
             }
         }
         let me = &self.users[&userid];
-        if me.connected_with.iter().any(|x| *x == target) {
+        if me.connected_with.contains(&target) {
             env.rest.insert("extra".into(), me.extra.clone());
             let value = serde_json::to_value(&env).map_err(|e| e.to_string())?;
             effects.push(emit(peer_sid, &peer_event, vec![value]));
@@ -824,10 +826,14 @@ impl Registry {
                     Value::Object(o) => Value::Object(o.clone()),
                     other => json!({ "value": other }),
                 };
-                extra["_room"] = json!({
-                    "isFull": room.participants.len() >= room.max_participants,
-                    "isPasswordProtected": room.password.is_some(),
-                });
+                // The stock server leaves `isPasswordProtected` out (undefined)
+                // when the room has no password; clients only test truthiness.
+                let mut info =
+                    json!({ "isFull": room.participants.len() >= room.max_participants });
+                if room.password.is_some() {
+                    info["isPasswordProtected"] = json!(true);
+                }
+                extra["_room"] = info;
                 vec![json!(true), json!(roomid), extra]
             }
             _ => absent(roomid),
@@ -934,10 +940,20 @@ mod tests {
         let mut w = World::new(Limits::default(), false);
         let s = w.connect("stu", KeyStatus::Missing);
         let m = w.connect("mon", KeyStatus::Valid);
-        assert_eq!(w.reg.open_room(s, room("room1"), w.now).0, vec![json!(true)]);
-        assert_eq!(w.reg.join_room(m, room("room1"), w.now).0, vec![json!(true)]);
+        assert_eq!(
+            w.reg.open_room(s, room("room1"), w.now).0,
+            vec![json!(true)]
+        );
+        assert_eq!(
+            w.reg.join_room(m, room("room1"), w.now).0,
+            vec![json!(true)]
+        );
 
-        let req = env("mon", "room1", json!({"newParticipationRequest": true, "isOneWay": true}));
+        let req = env(
+            "mon",
+            "room1",
+            json!({"newParticipationRequest": true, "isOneWay": true}),
+        );
         let fx = w.reg.relay(m, req).unwrap();
         let to_s = emits_to(&fx, s);
         assert_eq!(to_s.len(), 1);
@@ -945,8 +961,14 @@ mod tests {
         assert_eq!(to_s[0].1[0]["remoteUserId"], "stu");
         assert!(to_s[0].1[0].get("extra").is_none());
 
-        let fx = w.reg.relay(s, env("stu", "mon", json!({"type": "offer", "sdp": "v=0"}))).unwrap();
-        assert_eq!(emits_to(&fx, s), vec![("user-connected".into(), vec![json!("mon")])]);
+        let fx = w
+            .reg
+            .relay(s, env("stu", "mon", json!({"type": "offer", "sdp": "v=0"})))
+            .unwrap();
+        assert_eq!(
+            emits_to(&fx, s),
+            vec![("user-connected".into(), vec![json!("mon")])]
+        );
         let to_m = emits_to(&fx, m);
         assert_eq!(to_m[0], ("user-connected".into(), vec![json!("stu")]));
         assert_eq!(to_m[1].1[0]["extra"], json!({}));
@@ -959,12 +981,21 @@ mod tests {
         // connectedWith (mon), then room participants (stu, mon).
         assert_eq!(emits_to(&fx, m).len(), 2);
         assert_eq!(emits_to(&fx, s).len(), 1);
-        assert_eq!(emits_to(&fx, m)[0].1, vec![json!("stu"), json!({"message": "hello", "attention": ""})]);
+        assert_eq!(
+            emits_to(&fx, m)[0].1,
+            vec![json!("stu"), json!({"message": "hello", "attention": ""})]
+        );
 
         let fx = w.reg.disconnect(s);
-        assert_eq!(emits_to(&fx, m), vec![("user-disconnected".into(), vec![json!("stu")])]);
+        assert_eq!(
+            emits_to(&fx, m),
+            vec![("user-disconnected".into(), vec![json!("stu")])]
+        );
         assert_eq!(w.reg.room_count(), 0);
-        assert_eq!(w.reg.join_room(m, room("room1"), w.now).0[1], json!(p::ROOM_NOT_AVAILABLE));
+        assert_eq!(
+            w.reg.join_room(m, room("room1"), w.now).0[1],
+            json!(p::ROOM_NOT_AVAILABLE)
+        );
     }
 
     #[test]
@@ -974,8 +1005,14 @@ mod tests {
         w.reg.open_room(s, room("c"), w.now);
         let x = w.connect("x", KeyStatus::Missing);
         let y = w.connect("y", KeyStatus::Wrong);
-        assert_eq!(w.reg.join_room(x, room("c"), w.now).0[1], json!(p::NEEDS_PROCTOR_KEY));
-        assert_eq!(w.reg.join_room(y, room("c"), w.now).0[1], json!(p::WRONG_PROCTOR_KEY));
+        assert_eq!(
+            w.reg.join_room(x, room("c"), w.now).0[1],
+            json!(p::NEEDS_PROCTOR_KEY)
+        );
+        assert_eq!(
+            w.reg.join_room(y, room("c"), w.now).0[1],
+            json!(p::WRONG_PROCTOR_KEY)
+        );
         // A socket that has not joined cannot send a join request either.
         let req = env("x", "c", json!({"newParticipationRequest": true}));
         assert!(w.reg.relay(x, req).is_err());
@@ -994,7 +1031,11 @@ mod tests {
         let b = w.connect("b", KeyStatus::Missing);
         w.reg.open_room(a, room("ra"), w.now);
         w.reg.open_room(b, room("rb"), w.now);
-        assert!(w.reg.relay(a, env("a", "b", json!({"type": "offer"}))).is_err());
+        assert!(
+            w.reg
+                .relay(a, env("a", "b", json!({"type": "offer"})))
+                .is_err()
+        );
         // A join request to another student's room is refused too.
         let req = env("a", "rb", json!({"newParticipationRequest": true}));
         assert!(w.reg.relay(a, req).is_err());
@@ -1019,7 +1060,11 @@ mod tests {
         assert_eq!(emits_to(&fx, a).len(), 1);
         assert!(emits_to(&fx, b).is_empty());
         // Both owners may answer m.
-        assert!(w.reg.relay(a, env("a", "m", json!({"type": "offer"}))).is_ok());
+        assert!(
+            w.reg
+                .relay(a, env("a", "m", json!({"type": "offer"})))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -1032,7 +1077,9 @@ mod tests {
         w.reg
             .relay(m, env("m", "c", json!({"newParticipationRequest": true})))
             .unwrap();
-        w.reg.relay(old, env("stu", "m", json!({"type": "offer"}))).unwrap();
+        w.reg
+            .relay(old, env("stu", "m", json!({"type": "offer"})))
+            .unwrap();
 
         let new = Sid::new();
         let out = w.reg.connect(
@@ -1049,7 +1096,10 @@ mod tests {
             panic!("refused")
         };
         assert!(effects.contains(&Effect::Disconnect(old)));
-        assert_eq!(emits_to(&effects, m), vec![("user-disconnected".into(), vec![json!("stu")])]);
+        assert_eq!(
+            emits_to(&effects, m),
+            vec![("user-disconnected".into(), vec![json!("stu")])]
+        );
         // The old socket's own disconnect is now a no-op.
         assert!(w.reg.disconnect(old).is_empty());
         assert_eq!(w.reg.open_room(new, room("c"), w.now).0, vec![json!(true)]);
@@ -1086,16 +1136,31 @@ mod tests {
         let mut w = World::new(limits, true);
         let x = w.connect("x", KeyStatus::Missing);
         for _ in 0..3 {
-            assert_eq!(w.reg.join_room(x, room("nope"), w.now).0[1], json!(p::ROOM_NOT_AVAILABLE));
+            assert_eq!(
+                w.reg.join_room(x, room("nope"), w.now).0[1],
+                json!(p::ROOM_NOT_AVAILABLE)
+            );
         }
-        assert_eq!(w.reg.join_room(x, room("nope"), w.now).0[1], json!(p::TOO_MANY_FAILURES));
+        assert_eq!(
+            w.reg.join_room(x, room("nope"), w.now).0[1],
+            json!(p::TOO_MANY_FAILURES)
+        );
         // A key holder on the same address (a school NAT) is not blocked.
         let m = w.connect("m", KeyStatus::Valid);
-        assert_eq!(w.reg.join_room(m, room("nope"), w.now).0[1], json!(p::ROOM_NOT_AVAILABLE));
+        assert_eq!(
+            w.reg.join_room(m, room("nope"), w.now).0[1],
+            json!(p::ROOM_NOT_AVAILABLE)
+        );
         // A minute later one more attempt is allowed.
         w.now += Duration::from_secs(61);
-        assert_eq!(w.reg.join_room(x, room("nope"), w.now).0[1], json!(p::ROOM_NOT_AVAILABLE));
-        assert_eq!(w.reg.join_room(x, room("nope"), w.now).0[1], json!(p::TOO_MANY_FAILURES));
+        assert_eq!(
+            w.reg.join_room(x, room("nope"), w.now).0[1],
+            json!(p::ROOM_NOT_AVAILABLE)
+        );
+        assert_eq!(
+            w.reg.join_room(x, room("nope"), w.now).0[1],
+            json!(p::TOO_MANY_FAILURES)
+        );
     }
 
     #[test]
@@ -1114,7 +1179,10 @@ mod tests {
             },
             now,
         );
-        assert_eq!(reg.open_room(s, room("bad"), now).0[1], json!(p::NOT_ON_ROSTER));
+        assert_eq!(
+            reg.open_room(s, room("bad"), now).0[1],
+            json!(p::NOT_ON_ROSTER)
+        );
         assert_eq!(reg.open_room(s, room("good"), now).0, vec![json!(true)]);
     }
 
@@ -1124,7 +1192,10 @@ mod tests {
         let a = w.connect("a", KeyStatus::Missing);
         let b = w.connect("b", KeyStatus::Missing);
         w.reg.open_room(a, room("c"), w.now);
-        assert_eq!(w.reg.open_room(b, room("c"), w.now).0[1], json!(p::ROOM_NOT_AVAILABLE));
+        assert_eq!(
+            w.reg.open_room(b, room("c"), w.now).0[1],
+            json!(p::ROOM_NOT_AVAILABLE)
+        );
 
         let small = Sid::new();
         w.reg.connect(
@@ -1142,7 +1213,10 @@ mod tests {
         w.reg.open_room(small, pw, w.now);
         let m1 = w.connect("m1", KeyStatus::Valid);
         let m2 = w.connect("m2", KeyStatus::Valid);
-        assert_eq!(w.reg.join_room(m1, room("p"), w.now).0[1], json!(p::INVALID_PASSWORD));
+        assert_eq!(
+            w.reg.join_room(m1, room("p"), w.now).0[1],
+            json!(p::INVALID_PASSWORD)
+        );
         let mut ok = room("p");
         ok.password = Some(json!("secret"));
         assert_eq!(w.reg.join_room(m1, ok.clone(), w.now).0, vec![json!(true)]);
@@ -1159,7 +1233,10 @@ mod tests {
         let mut w = World::new(limits, false);
         let s = w.connect("s", KeyStatus::Missing);
         w.reg.open_room(s, room("c"), w.now);
-        let fx = w.reg.extra_updated(s, json!({"message": "héllo world"})).unwrap();
+        let fx = w
+            .reg
+            .extra_updated(s, json!({"message": "héllo world"}))
+            .unwrap();
         assert_eq!(emits_to(&fx, s)[0].1[1], json!({"message": "héllo"}));
         let big: Vec<Value> = (0..50).map(|i| json!(i)).collect();
         assert!(w.reg.extra_updated(s, json!({ "list": big })).is_err());
@@ -1192,13 +1269,27 @@ mod tests {
         conf.session = json!({"audio": true, "video": true});
         w.reg.open_room(a, conf.clone(), w.now);
         w.reg.join_room(b, conf, w.now);
-        w.reg.relay(a, env("a", "b", json!({"type": "offer"}))).unwrap();
+        w.reg
+            .relay(a, env("a", "b", json!({"type": "offer"})))
+            .unwrap();
         let fx = w.reg.disconnect_with(a, "b");
-        assert_eq!(emits_to(&fx, a), vec![("user-disconnected".into(), vec![json!("b")])]);
-        assert_eq!(emits_to(&fx, b), vec![("user-disconnected".into(), vec![json!("a")])]);
+        assert_eq!(
+            emits_to(&fx, a),
+            vec![("user-disconnected".into(), vec![json!("b")])]
+        );
+        assert_eq!(
+            emits_to(&fx, b),
+            vec![("user-disconnected".into(), vec![json!("a")])]
+        );
         let fx = w.reg.disconnect(a);
-        assert_eq!(emits_to(&fx, b), vec![("set-isInitiator-true".into(), vec![json!("conf")])]);
-        assert_eq!(w.reg.room_members("conf"), Some(("b".into(), vec!["b".into()])));
+        assert_eq!(
+            emits_to(&fx, b),
+            vec![("set-isInitiator-true".into(), vec![json!("conf")])]
+        );
+        assert_eq!(
+            w.reg.room_members("conf"),
+            Some(("b".into(), vec!["b".into()]))
+        );
         assert_eq!(w.reg.check_presence(b, "conf")[0], json!(true));
     }
 }

@@ -182,7 +182,10 @@ fn random_key() -> String {
 fn lan_ip() -> Option<IpAddr> {
     let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
     s.connect("192.0.2.1:9").ok()?;
-    s.local_addr().ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified())
+    s.local_addr()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
 }
 
 fn url_host(ip: IpAddr) -> String {
@@ -303,7 +306,10 @@ async fn page_asset(uri: Uri, headers: HeaderMap) -> Response {
     let Some((mime, bytes)) = crate::web::asset(path) else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
-    let etag = format!("\"{}\"", &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))[..16]);
+    let etag = format!(
+        "\"{}\"",
+        &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))[..16]
+    );
     let cache = if mime.starts_with("text/html") {
         "no-cache"
     } else {
@@ -353,12 +359,21 @@ pub async fn run_serve(args: ServeArgs) -> Result<()> {
         println!("  roster:        {n} codes may go live");
     }
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| Error::Other(anyhow::anyhow!("cannot wait for Ctrl-C: {e}")))?;
+    stop_signal().await?;
     println!("stopping");
     server.shutdown().await;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from a service manager.
+async fn stop_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| Error::Other(anyhow::anyhow!("cannot watch for SIGTERM: {e}")))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| Error::Other(anyhow::anyhow!("cannot wait for Ctrl-C: {e}"))),
+        _ = term.recv() => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -370,10 +385,7 @@ mod tests {
         let server = start(ServerConfig::loopback()).await.unwrap();
         let base = server.base_url().to_string();
         assert!(base.starts_with("http://127.0.0.1:"));
-        assert_eq!(
-            server.student_link("ab c"),
-            format!("{base}#ab%20c")
-        );
+        assert_eq!(server.student_link("ab c"), format!("{base}#ab%20c"));
         assert_eq!(server.proctor_key().len(), 24);
         assert!(server.fingerprint().is_none());
         server.shutdown().await;

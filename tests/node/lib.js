@@ -80,9 +80,11 @@ async function connect(userid, sessionid, opts = {}) {
     timeout: 5000,
   });
   socket.log = [];
+  socket.all = []; // everything, never consumed by waitFor
   socket.waiters = [];
   socket.onAny((event, ...args) => {
     socket.log.push({ event, args });
+    socket.all.push({ event, args });
     socket.waiters = socket.waiters.filter((w) => !w(event, args));
   });
   socket.on('disconnect', (reason) => {
