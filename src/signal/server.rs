@@ -20,6 +20,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::RustlsAcceptor;
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use tower_http::cors::CorsLayer;
@@ -271,19 +273,18 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle> {
     let http = axum_server::Handle::new();
     let make = app.into_make_service_with_connect_info::<SocketAddr>();
     let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
+    // Signalling messages are small and latency-bound: no Nagle delay
+    // (the default acceptor leaves it on; Node's http server turns it off).
+    let plain = axum_server::from_tcp(listener)
+        .map_err(|e| Error::bind(addr, e))?
+        .handle(http.clone());
     let task = match tls {
-        None => {
-            let server = axum_server::from_tcp(listener)
-                .map_err(|e| Error::bind(addr, e))?
-                .handle(http.clone());
-            tokio::spawn(server.serve(make))
-        }
-        Some(tls) => {
-            let server = axum_server::from_tcp_rustls(listener, tls.config)
-                .map_err(|e| Error::bind(addr, e))?
-                .handle(http.clone());
-            tokio::spawn(server.serve(make))
-        }
+        None => tokio::spawn(plain.acceptor(NoDelayAcceptor::new()).serve(make)),
+        Some(tls) => tokio::spawn(
+            plain
+                .acceptor(RustlsAcceptor::new(tls.config).acceptor(NoDelayAcceptor::new()))
+                .serve(make),
+        ),
     };
     tracing::info!(%addr, %base_url, "signalling server listening");
     Ok(ServerHandle {

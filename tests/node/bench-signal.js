@@ -3,8 +3,9 @@
 // one after the other in the same run. Per server it reports the sockets
 // held, the server's resident memory per socket (RSS growth from idle to
 // all sockets connected, read from /proc/PID/status) and the relay latency
-// (p50/p99, send to receive through the server, same clock) of
-// offers, answers and candidates.
+// (p50/p99, send to receive through the server, same clock): offers and
+// answers sent as a burst (every viewer asks at once), then ROUNDS seconds
+// of trickled candidates spread evenly over each second.
 //
 // Every client speaks socket.io-client 3.0.4 over WebSocket (the pages
 // upgrade to it after one polling round trip).
@@ -15,7 +16,7 @@ const fs = require('fs');
 const t = require('./lib');
 
 const ROOMS = Number(process.env.ROOMS || 100);
-const ROUNDS = Number(process.env.ROUNDS || 10);
+const ROUNDS = Number(process.env.ROUNDS || 5);
 const KEY = process.env.PROCTOR_KEY || '';
 const SDP = 'v=0\r\n' + 'a=candidate-and-codec-lines-of-a-real-offer\r\n'.repeat(90); // ~4 KB
 
@@ -89,9 +90,15 @@ async function run(name, url, pid) {
   for (let i = 0; i < 200 && lat.length < expectSetup; i++) await t.sleep(50);
   const rss = rssKiB(pid);
 
-  // Trickled candidates both ways, ROUNDS rounds 100 ms apart.
+  const setup = lat.splice(0, lat.length).sort((a, b) => a - b);
+
+  // Trickled candidates both ways, ROUNDS rounds of one second; the rooms'
+  // sends are spread over the second, as real trickle ICE is.
+  const gap = 1000 / ROOMS;
   for (let round = 0; round < ROUNDS; round++) {
-    for (const r of rooms) {
+    const start = now();
+    for (let i = 0; i < ROOMS; i++) {
+      const r = rooms[i];
       for (const v of [r.v0, r.v1]) {
         const c1 = t.candidate(v.userid, r.pub.userid, round);
         c1.message.t = now();
@@ -100,16 +107,18 @@ async function run(name, url, pid) {
         c2.message.t = now();
         v.emit(t.MSG_EVENT, c2);
       }
+      const wait = start + (i + 1) * gap - now();
+      if (wait >= 1) await t.sleep(wait);
     }
-    await t.sleep(100);
   }
-  const expected = expectSetup + ROOMS * 4 * ROUNDS;
+  const expected = ROOMS * 4 * ROUNDS;
   for (let i = 0; i < 100 && lat.length < expected; i++) await t.sleep(50);
   for (const s of specs) s.r[s.role].disconnect();
   lat.sort((a, b) => a - b);
   return {
-    name, sockets, relays: lat.length, expected, connectedMs,
+    name, sockets, relays: setup.length + lat.length, expected: expected + expectSetup, connectedMs,
     idleMiB: idle / 1024, rssMiB: rss / 1024, kibPerSocket: (rss - idle) / sockets,
+    setup50: pct(setup, 50), setup99: pct(setup, 99),
     p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1],
   };
 }
@@ -128,10 +137,10 @@ async function main() {
   }
   const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   console.log(`rooms=${ROOMS} (1 publisher + 2 viewers each), rounds=${ROUNDS}`);
-  console.log('| server | sockets held | relays delivered | connect all (ms) | RSS idle (MiB) | RSS loaded (MiB) | KiB per socket | relay p50 (ms) | relay p99 (ms) | max (ms) |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| server | sockets held | relays delivered | connect all (ms) | RSS idle (MiB) | RSS loaded (MiB) | KiB per socket | offer/answer burst p50 / p99 (ms) | trickle p50 (ms) | trickle p99 (ms) | trickle max (ms) |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
-    console.log(`| ${r.name} | ${r.sockets} | ${r.relays}/${r.expected} | ${f(r.connectedMs, 0)} | ${f(r.idleMiB)} | ${f(r.rssMiB)} | ${f(r.kibPerSocket)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.max, 2)} |`);
+    console.log(`| ${r.name} | ${r.sockets} | ${r.relays}/${r.expected} | ${f(r.connectedMs, 0)} | ${f(r.idleMiB)} | ${f(r.rssMiB)} | ${f(r.kibPerSocket)} | ${f(r.setup50, 1)} / ${f(r.setup99, 1)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.max, 2)} |`);
   }
   process.exit(0);
 }
