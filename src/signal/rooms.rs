@@ -336,6 +336,11 @@ impl Registry {
         self.rooms.len()
     }
 
+    /// Every registered socket.
+    pub fn sids(&self) -> Vec<Sid> {
+        self.sids.keys().copied().collect()
+    }
+
     /// The userid of a registered socket.
     pub fn userid(&self, sid: Sid) -> Option<&str> {
         self.sids.get(&sid).map(String::as_str)

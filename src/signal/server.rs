@@ -24,6 +24,7 @@ use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::RustlsAcceptor;
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
+use socketioxide::handler::ConnectHandler;
 use tower_http::cors::CorsLayer;
 
 use super::handlers::{self, Shared};
@@ -108,6 +109,8 @@ pub struct ServerHandle {
     io: SocketIo,
     http: axum_server::Handle<SocketAddr>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Sweeps registry entries of sockets that vanished while connecting.
+    reaper: tokio::task::JoinHandle<()>,
     shared: Arc<Shared>,
 }
 
@@ -152,6 +155,7 @@ impl ServerHandle {
 
     /// Disconnect every socket, stop accepting, and wait for the server task.
     pub async fn shutdown(mut self) {
+        self.reaper.abort();
         self.io.close().await;
         self.http.graceful_shutdown(Some(Duration::from_secs(2)));
         if let Some(task) = self.task.take() {
@@ -166,6 +170,7 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
+        self.reaper.abort();
         if self.task.is_some() {
             self.http.shutdown();
         }
@@ -238,10 +243,26 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle> {
         .ws_max_frame_size(config.limits.max_payload as usize)
         .build_layer();
     let sh = shared.clone();
-    io.ns("/", move |s: SocketRef, io: SocketIo| {
+    let connecting = move |s: SocketRef, io: SocketIo| {
         let sh = sh.clone();
-        async move { handlers::on_connect(&sh, &io, s) }
-    });
+        async move {
+            handlers::on_connecting(&sh, &io, &s);
+            Ok::<(), std::convert::Infallible>(())
+        }
+    };
+    let connected = async |s: SocketRef, io: SocketIo| handlers::on_connected(&io, &s);
+    io.ns("/", connected.with(connecting));
+    let reaper = {
+        let (sh, io) = (shared.clone(), io.clone());
+        tokio::spawn(async move {
+            let mut missing = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                missing = handlers::reap(&sh, &io, &missing);
+            }
+        })
+    };
 
     let page_config = Arc::new(
         serde_json::to_string(&PageConfig {
@@ -295,6 +316,7 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle> {
         io,
         http,
         task: Some(task),
+        reaper,
         shared,
     })
 }

@@ -68,6 +68,11 @@ async fn run_node(name: &str, env: &[(&str, &str)]) -> String {
 }
 
 async fn loopback(f: impl FnOnce(&mut ServerConfig)) -> ServerHandle {
+    // Server logs when RUST_LOG is set (e.g. RUST_LOG=rtcproctor=debug).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let mut config = ServerConfig::loopback();
     f(&mut config);
     timeout(Duration::from_secs(10), start(config))
@@ -175,6 +180,11 @@ async fn oversize_and_malformed_messages() {
 #[tokio::test]
 async fn reclaim_by_userid() {
     scenario("reclaim", |_| {}, &[]).await;
+}
+
+#[tokio::test]
+async fn a_class_arriving_at_once_is_served() {
+    scenario("burst", |_| {}, &[("TRANSPORTS", "websocket")]).await;
 }
 
 #[tokio::test]
@@ -306,9 +316,12 @@ mod rust_client {
             .connect()
             .await
             .expect("rust_socketio connects");
-        // rust_socketio does not wait for the server's CONNECT before it
-        // emits, and socketioxide drops a connection whose first event
-        // arrives before its connect handler ran; wait like socket.io-client.
+        // Wait for the server's CONNECT, as socket.io-client does (an event
+        // sent before it is a protocol error). This client runs in the
+        // server's process, so its first emit follows the CONNECT within
+        // microseconds: that is what exposed the race between socketioxide's
+        // spawned connect handler and a client's first events (handlers are
+        // now installed in a connect middleware, before the CONNECT).
         tokio::time::timeout(Duration::from_secs(5), connected.recv())
             .await
             .expect("socket.io CONNECT within 5 s");

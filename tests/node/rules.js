@@ -222,6 +222,17 @@ const scenarios = {
     t.assertEq(await t.emitAck(mon, 'join-room', t.joinRoomArg(code)), [true], 'proctor unaffected');
   },
 
+  async burst() {
+    t.say('a class arrives at once: every student opens the moment it is connected');
+    const n = 120;
+    const acks = await Promise.all([...Array(n).keys()].map(async (i) => {
+      const code = t.uniq(`burst${i}-`);
+      const s = await t.connect(t.uniq('stu'), code);
+      return t.emitAck(s, 'open-room', t.openRoomArg(code));
+    }));
+    t.assertEq(acks.filter((a) => a[0] === true).length, n, 'every open-room is answered with true');
+  },
+
   async http() {
     const base = new URL(t.SERVER);
     t.say('/healthz');
