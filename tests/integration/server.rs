@@ -188,6 +188,23 @@ async fn a_class_arriving_at_once_is_served() {
 }
 
 #[tokio::test]
+async fn https_with_a_self_signed_certificate() {
+    let server = loopback(|c| c.tls = rtcproctor::signal::server::TlsMode::SelfSigned).await;
+    assert!(server.base_url().starts_with("https://127.0.0.1:"));
+    let fingerprint = server.fingerprint().expect("HTTPS has a fingerprint").to_string();
+    run_node(
+        "rules.js",
+        &[
+            ("SERVER_URL", server.base_url()),
+            ("SCENARIO", "https"),
+            ("EXPECT_FINGERPRINT", &fingerprint),
+        ],
+    )
+    .await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn http_routes_and_cors() {
     use rtcproctor::signal::protocol::IceServer;
     let ice = IceServer::from_cli(

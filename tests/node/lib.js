@@ -78,6 +78,7 @@ async function connect(userid, sessionid, opts = {}) {
     reconnection: false,
     forceNew: true,
     timeout: 5000,
+    rejectUnauthorized: opts.rejectUnauthorized !== false,
   });
   socket.log = [];
   socket.all = []; // everything, never consumed by waitFor

@@ -233,6 +233,24 @@ const scenarios = {
     t.assertEq(acks.filter((a) => a[0] === true).length, n, 'every open-room is answered with true');
   },
 
+  async https() {
+    t.say('the certificate the server presents is the one whose fingerprint it printed');
+    const base = new URL(t.SERVER);
+    const fp = await new Promise((resolve, reject) => {
+      const sock = require('tls').connect({ host: base.hostname, port: base.port, rejectUnauthorized: false }, () => {
+        resolve(sock.getPeerCertificate().fingerprint256);
+        sock.end();
+      });
+      sock.on('error', reject);
+    });
+    t.assertEq(fp, process.env.EXPECT_FINGERPRINT, 'SHA-256 fingerprint');
+    t.say('a student goes live over HTTPS');
+    const code = t.uniq('tls-');
+    const s = await t.connect(t.uniq('stu'), code, { rejectUnauthorized: false });
+    t.assertEq(await t.emitAck(s, 'open-room', t.openRoomArg(code)), [true], 'open over https');
+    s.disconnect();
+  },
+
   async http() {
     const base = new URL(t.SERVER);
     t.say('/healthz');
