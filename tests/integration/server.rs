@@ -191,7 +191,10 @@ async fn a_class_arriving_at_once_is_served() {
 async fn https_with_a_self_signed_certificate() {
     let server = loopback(|c| c.tls = rtcproctor::signal::server::TlsMode::SelfSigned).await;
     assert!(server.base_url().starts_with("https://127.0.0.1:"));
-    let fingerprint = server.fingerprint().expect("HTTPS has a fingerprint").to_string();
+    let fingerprint = server
+        .fingerprint()
+        .expect("HTTPS has a fingerprint")
+        .to_string();
     run_node(
         "rules.js",
         &[
@@ -449,4 +452,22 @@ async fn rust_socketio_session() {
     mon.client.disconnect().await.ok();
     keyless.client.disconnect().await.ok();
     server.shutdown().await;
+}
+
+/// The RTCMultiConnection 3.7 library itself (student and proctor, over a
+/// fake RTCPeerConnection) completes the RTCProctor flow on the stock server
+/// and on ours.
+#[tokio::test]
+async fn rtcmulticonnection_library_on_stock_and_ours() {
+    let stock = stock_server().await;
+    let ours = loopback(|_| {}).await;
+    for url in [stock.url.as_str(), ours.base_url()] {
+        let out = run_node(
+            "rtcmc.js",
+            &[("SERVER_URL", url), ("PROCTOR_KEY", ours.proctor_key())],
+        )
+        .await;
+        assert!(out.contains("rtcmc ok"), "{url}: {out}");
+    }
+    ours.shutdown().await;
 }
