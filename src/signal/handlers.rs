@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use axum::extract::ConnectInfo;
 use serde_json::{Value, json};
-use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::socket::DisconnectReason;
+use socketioxide::{SendError, SocketError, SocketIo};
 
 use super::protocol::{self as p, Envelope, HandshakeQuery, RoomRequest};
 use super::rooms::{Connect, ConnectOutcome, Effect, KeyStatus, Registry, Verdict};
@@ -81,8 +81,13 @@ pub fn apply(io: &SocketIo, effects: Vec<Effect>) {
                     [a, b] => s.emit(&event, &(a, b)),
                     [a, b, c, ..] => s.emit(&event, &(a, b, c)),
                 };
-                if let Err(e) = r {
-                    tracing::debug!(sid = %to, %event, "emit failed: {e}");
+                match r {
+                    Ok(()) => {}
+                    Err(SendError::Socket(SocketError::InternalChannelFull)) => tracing::warn!(
+                        sid = %to, %event,
+                        "dropped a message: the client reads too slowly (its send queue is full)"
+                    ),
+                    Err(e) => tracing::debug!(sid = %to, %event, "emit failed: {e}"),
                 }
             }
             Effect::Disconnect(sid) => {

@@ -238,6 +238,10 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle> {
         proctor_key: proctor_key.clone(),
     });
     let (layer, io) = SocketIo::builder()
+        // Packets queued per client before emits to it fail: a polling
+        // student with several proctors gathering ICE gets bursts of
+        // relays between two polls (the default is 128).
+        .max_buffer_size(1024)
         .max_payload(config.limits.max_payload)
         .ws_max_message_size(config.limits.max_payload as usize)
         .ws_max_frame_size(config.limits.max_payload as usize)
