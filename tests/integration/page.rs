@@ -124,3 +124,15 @@ fn student_page_works_with_rtcproctor_serve_in_open_viewing_mode() {
         env!("CARGO_BIN_EXE_rtcproctor"),
     ]);
 }
+
+#[test]
+fn student_page_is_watched_by_our_headless_monitor() {
+    // `rtcproctor monitor --headless` with its embedded server decodes the
+    // page's camera, chats and exchanges attention with it, and asks it for
+    // the larger picture.
+    run_node(
+        &[],
+        "page-monitor.js",
+        &["--bin", env!("CARGO_BIN_EXE_rtcproctor")],
+    );
+}
