@@ -81,6 +81,7 @@
     hiddenWarn: $('hidden-warning'),
     hiddenOk: $('hidden-ok'),
     phoneTip: $('phone-tip'),
+    serverNote: $('server-note'),
   };
 
   // ---- state ---------------------------------------------------------------
@@ -142,7 +143,7 @@
     if (!id || !/^[a-z0-9]{8,40}$/.test(id)) {
       const r = new Uint32Array(3);
       crypto.getRandomValues(r);
-      id = Array.from(r, (n) => n.toString(36)).join('');
+      id = Array.from(r, (n) => n.toString(36).padStart(7, '0')).join('');
       storageSet(KEY_USERID, id);
     }
     return id;
@@ -1108,6 +1109,12 @@
       navigator.mediaDevices.addEventListener('devicechange', () => listCameras().catch(() => {}));
     }
     if (window.matchMedia && window.matchMedia('(pointer: coarse)').matches) el.phoneTip.hidden = false;
+    // `?server=` sends the camera elsewhere than this page's own server:
+    // say where, so a doctored link cannot do it unnoticed.
+    if (new URL(S.server).origin !== location.origin) {
+      el.serverNote.textContent = 'Your camera will be sent to ' + new URL(S.server).host + '.';
+      el.serverNote.hidden = false;
+    }
     listCameras().catch(() => {});
 
     // A reload while live resumes the same code (the student never pressed Stop).

@@ -296,6 +296,9 @@ async function main() {
     check(v === code, 'code field is ' + v);
     const s = await state(student);
     check(s.state === 'idle', 'state idle, got ' + s.state);
+    // The page names the server it streams to when that is not its own.
+    const note = await student.isVisible('#server-note');
+    check(note === (MODE === 'stock'), 'server note shown: ' + note);
     await shot(student, 'idle');
   });
 
@@ -314,6 +317,11 @@ async function main() {
     log('viewer video', st.w + 'x' + st.h);
     await until('student counts one proctor', async () => (await state(student)).watchers === '1');
     await shot(student, 'live');
+    if (SHOTS) {
+      await student.emulateMedia({ colorScheme: 'dark' });
+      await shot(student, 'live-dark');
+      await student.emulateMedia({ colorScheme: 'light' });
+    }
   });
 
   await step('chat student -> proctor', async () => {
@@ -436,8 +444,13 @@ async function main() {
     await cdp.send('Network.emulateNetworkConditions', { offline: true, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
     const seen = new Set();
     const t0 = Date.now();
+    let shotTaken = false;
     while (Date.now() - t0 < 10000) {
       seen.add((await state(student)).state);
+      if (!shotTaken && Date.now() - t0 > 2000) {
+        shotTaken = true;
+        await shot(student, 'offline');
+      }
       await sleep(250);
     }
     proxy.restore();
