@@ -544,7 +544,22 @@
     };
   }
 
+  /** Refusals that time heals: our previous connection still holds the
+   *  code. Anything else is the server's own reason (e.g. a code not on the
+   *  roster), shown to the student as it is. */
+  function transientRefusal(refusal) {
+    return !refusal || refusal === 'taken' || refusal === 'Room not available';
+  }
+
   function scheduleRetry(reason, refusal) {
+    if (!transientRefusal(refusal) && !S.everLive) {
+      // Never went live with this code: retrying cannot help, say why.
+      S.want = false;
+      setControls();
+      setStatus('error', 'The server refused this code', cleanText(refusal, 300));
+      el.code.focus();
+      return;
+    }
     const delay = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** S.attempt) * (0.75 + Math.random() * 0.5);
     S.attempt += 1;
     console.info('socket closed (' + reason + '); retry', S.attempt, 'in', Math.round(delay), 'ms');
@@ -552,6 +567,8 @@
     if (refusal === 'taken' || refusal === 'Room not available') {
       detail =
         'The server still holds your previous connection for this code (or the code is live on another device). Trying again…';
+    } else if (!transientRefusal(refusal)) {
+      detail = cleanText(refusal, 300) + ' Trying again…';
     } else if (!S.everLive) {
       detail = 'Cannot reach the exam server yet. Trying again…';
     } else {
