@@ -9,3 +9,4 @@ mod server;
 mod signal_client;
 mod stock_server;
 mod student;
+mod tui;
