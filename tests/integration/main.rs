@@ -1,4 +1,11 @@
 //! One integration test binary (short link times); a module per area.
 
 mod cli;
+mod codes;
+mod engine;
+mod rust_viewer;
+mod server;
+mod signal_client;
+mod stock_server;
+mod student;
 mod tui;
