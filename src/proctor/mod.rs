@@ -234,7 +234,10 @@ pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
     let result = if args.headless {
         headless::run(engine).await
     } else {
-        Err(Error::NotAvailable("monitor without --headless"))
+        match crate::tui::DashboardOptions::from_monitor_args(&args) {
+            Ok(opts) => crate::tui::run_dashboard(engine, opts).await,
+            Err(e) => Err(e),
+        }
     };
     if let Some(server) = server {
         server.shutdown().await;
