@@ -235,7 +235,13 @@ pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
         headless::run(engine).await
     } else {
         match crate::tui::DashboardOptions::from_monitor_args(&args) {
-            Ok(opts) => crate::tui::run_dashboard(engine, opts).await,
+            Ok(mut opts) => {
+                // The link printed on stderr is hidden by the dashboard.
+                opts.startup_notice = server
+                    .as_ref()
+                    .map(|s| format!("students join at {}", s.student_link("CODE")));
+                crate::tui::run_dashboard(engine, opts).await
+            }
             Err(e) => Err(e),
         }
     };

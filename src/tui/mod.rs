@@ -89,6 +89,8 @@ pub struct DashboardOptions {
     pub tile_fps: f64,
     /// Key bindings (defaults, plus the user's keys.toml).
     pub keymap: keymap::Keymap,
+    /// Shown in the footer at start (e.g. where students connect).
+    pub startup_notice: Option<String>,
     /// Benchmark knobs (from RTCPROCTOR_DASH_BENCH).
     pub bench: BenchOptions,
 }
@@ -105,6 +107,7 @@ impl Default for DashboardOptions {
             max_fps: 12.0,
             tile_fps: 10.0,
             keymap: keymap::Keymap::default(),
+            startup_notice: None,
             bench: BenchOptions::default(),
         }
     }
@@ -209,9 +212,77 @@ pub fn default_snapshot_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("snapshots"))
 }
 
-/// Entry point of `rtcproctor demo` (wired to the engine at integration).
-pub async fn run_demo(_args: DemoArgs) -> Result<()> {
-    Err(Error::NotAvailable("demo"))
+/// Entry point of `rtcproctor demo`: an embedded server on loopback, N
+/// synthetic students streaming the H.264 test pattern (with scripted chat,
+/// attention requests and one student who drops off and comes back), one
+/// roster student who never comes (off-air), the real engine and the
+/// dashboard. Nothing to configure, nothing leaves the machine.
+pub async fn run_demo(args: DemoArgs) -> Result<()> {
+    use crate::proctor::engine::{self, EngineConfig};
+    use crate::signal::server::{ServerConfig, TlsMode, start};
+    use crate::sim::student::{self, Schedule, StudentConfig};
+    use std::time::Duration;
+
+    let n = args.students.max(1);
+    let mut sc = ServerConfig::loopback();
+    sc.bind = args.bind;
+    sc.tls = TlsMode::Http;
+    let server = start(sc).await?;
+    let port = server.addr().port();
+    let url = url::Url::parse(&format!("http://127.0.0.1:{port}/"))
+        .map_err(|e| Error::Other(anyhow::anyhow!("demo server address: {e}")))?;
+
+    // The roster: N synthetic students and one who never shows up.
+    let mut roster = fake::roster(n + 1);
+    for (i, s) in roster.students.iter_mut().enumerate() {
+        s.code = format!("demo-{}", i + 1);
+    }
+    let absent = roster.students[n].code.clone();
+
+    let cancel = CancellationToken::new();
+    let mut students = tokio::task::JoinSet::new();
+    for (i, s) in roster.students.iter().take(n).enumerate() {
+        let phase = (i + 1) as f64 / n as f64;
+        let schedule = Schedule {
+            chat_every: (i % 3 == 2).then(|| Duration::from_secs(75)),
+            attention_every: (i % 4 == 1).then(|| Duration::from_secs(90)),
+            drop_every: (i == n.saturating_sub(1) && n > 2).then(|| Duration::from_secs(60)),
+            drop_for: Duration::from_secs(15),
+            phase,
+        };
+        let cfg = StudentConfig {
+            server: url.clone(),
+            tls: crate::signal::client::ClientTls::InsecureLoopback,
+            code: s.code.clone(),
+            name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+            width: 320,
+            height: 240,
+            fps: 5,
+            audio: true,
+            ice_servers: Vec::new(),
+            udp_bind: vec!["127.0.0.1:0".into()],
+            schedule,
+        };
+        let cancel = cancel.clone();
+        students.spawn(async move { student::run(cfg, cancel, None).await });
+    }
+
+    let mut config = EngineConfig::new(url);
+    config.proctor_key = Some(server.proctor_key().to_string());
+    let engine = engine::start(roster, config)?;
+    let opts = DashboardOptions {
+        startup_notice: Some(format!(
+            "demo: {n} synthetic students; a browser on this machine can join as the \
+             missing one at {}",
+            server.student_link(&absent)
+        )),
+        ..DashboardOptions::default()
+    };
+    let result = run_dashboard(engine, opts).await;
+    cancel.cancel();
+    while students.join_next().await.is_some() {}
+    server.shutdown().await;
+    result
 }
 
 /// `monitor --fake-engine N`: the dashboard on the fake engine, with the
@@ -277,6 +348,7 @@ impl Term {
             ))
         })?;
         self.active = true;
+        set_ui_thread(true);
         let w = self.terminal.backend_mut();
         execute!(
             w,
@@ -301,6 +373,7 @@ impl Term {
     fn leave(&mut self) {
         if self.active {
             self.active = false;
+            set_ui_thread(false);
             let w = self.terminal.backend_mut();
             let _ = execute!(
                 w,
@@ -335,23 +408,49 @@ impl Drop for Term {
     }
 }
 
-/// Restore the terminal before the panic message is printed, so a crash
-/// never leaves the proctor's shell in raw mode.
+/// The thread that draws, while the dashboard owns the terminal.
+static UI_THREAD: std::sync::Mutex<Option<std::thread::ThreadId>> = std::sync::Mutex::new(None);
+
+fn set_ui_thread(active: bool) {
+    if let Ok(mut t) = UI_THREAD.lock() {
+        *t = active.then(|| std::thread::current().id());
+    }
+}
+
+/// Panics while the dashboard owns the terminal.
+///
+/// On the drawing thread: restore the terminal first, so the panic report is
+/// readable and the shell is not left in raw mode. On other threads (a task
+/// of the engine, say) the dashboard keeps running: the report goes to the
+/// log file instead of tearing the screen.
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let mut out = std::io::stdout();
-            let _ = execute!(
-                out,
-                DisableBracketedPaste,
-                DisableMouseCapture,
-                LeaveAlternateScreen,
-                cursor::Show
-            );
-            let _ = disable_raw_mode();
-            previous(info);
+            let ui = UI_THREAD.lock().ok().and_then(|t| *t);
+            match ui {
+                Some(id) if id != std::thread::current().id() => {
+                    tracing::error!(
+                        "panic in a background task: {info}\n{}",
+                        std::backtrace::Backtrace::force_capture()
+                    );
+                }
+                Some(_) => {
+                    let mut out = std::io::stdout();
+                    let _ = execute!(
+                        out,
+                        DisableBracketedPaste,
+                        DisableMouseCapture,
+                        LeaveAlternateScreen,
+                        cursor::Show
+                    );
+                    let _ = disable_raw_mode();
+                    set_ui_thread(false);
+                    previous(info);
+                }
+                None => previous(info),
+            }
         }));
     });
 }
@@ -382,6 +481,9 @@ pub async fn run_dashboard(handle: EngineHandle, opts: DashboardOptions) -> Resu
     };
     let mut app = App::new(&roster, term.size(), SystemTime::now(), app_options);
     app.set_keymap(opts.keymap.clone());
+    if let Some(text) = &opts.startup_notice {
+        app.set_notice(text, false);
+    }
     match opts.graphics {
         GraphicsMode::Auto | GraphicsMode::Halfblocks => {}
         other => app.set_notice(
