@@ -900,6 +900,55 @@ mod e2e {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// `rtcproctor demo`: the real engine, embedded server and synthetic
+    /// students (WebRTC on loopback) behind the dashboard.
+    #[test]
+    fn demo_shows_real_streams() {
+        let dir = temp_dir("demo");
+        let tmux = Tmux {
+            socket: format!("rtcp-e2e-{}-demo", std::process::id()),
+        };
+        let cmd = format!(
+            "COLORTERM=truecolor {} --log-file {} demo --students 3; echo EXITED:$?; sleep 30",
+            env!("CARGO_BIN_EXE_rtcproctor"),
+            dir.join("log.txt").display()
+        );
+        tmux.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "sh",
+            "-c",
+            &cmd,
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let s = loop {
+            let s = tmux.screen();
+            if s.contains("● 3 live") && s.contains("5fps") {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the demo students did not go live:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        assert!(s.contains("1 off-air"), "{s}");
+        assert!(s.contains("▀"), "pictures are drawn: {s}");
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("code demo-1");
+        tmux.keys(&["Escape", "q", "y"]);
+        tmux.wait_for("EXITED:0");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn sigterm_restores_the_terminal() {
         let dir = temp_dir("term");
