@@ -31,6 +31,7 @@ pub mod fake;
 pub mod halfblock;
 pub mod input;
 pub mod keymap;
+pub mod kitty;
 pub mod msg;
 pub mod notify;
 pub mod pacer;
@@ -484,8 +485,9 @@ pub async fn run_dashboard(handle: EngineHandle, opts: DashboardOptions) -> Resu
     if let Some(text) = &opts.startup_notice {
         app.set_notice(text, false);
     }
+    let use_kitty = opts.graphics == GraphicsMode::Kitty;
     match opts.graphics {
-        GraphicsMode::Auto | GraphicsMode::Halfblocks => {}
+        GraphicsMode::Auto | GraphicsMode::Halfblocks | GraphicsMode::Kitty => {}
         other => app.set_notice(
             &format!(
                 "--graphics {} is not available yet: drawing with half-blocks",
@@ -509,9 +511,16 @@ pub async fn run_dashboard(handle: EngineHandle, opts: DashboardOptions) -> Resu
         theme: opts.theme.clone(),
         in_tmux: std::env::var_os("TMUX").is_some(),
         stats: BenchStats::default(),
+        last_size: None,
     };
+    if use_kitty {
+        lp.thumbs.kitty = Some(view::thumbnail::KittyState::new(kitty::cell_pixels()));
+    }
     let started = Instant::now();
     let result = lp.run(&mut app, rx, &opts).await;
+    if use_kitty {
+        lp.term.write_raw(kitty::DELETE_ALL);
+    }
     cancel.cancel();
     let elapsed = started.elapsed();
     let stats = lp.stats.clone();
@@ -675,6 +684,8 @@ struct Loop<'t> {
     theme: Theme,
     in_tmux: bool,
     stats: BenchStats,
+    /// Terminal size at the last draw (a change clears kitty images).
+    last_size: Option<(u16, u16)>,
 }
 
 impl Loop<'_> {
@@ -743,6 +754,17 @@ impl Loop<'_> {
             |e: std::io::Error| Error::Other(anyhow::anyhow!("cannot draw on the terminal: {e}"));
         if full_redraw {
             self.term.repaint_all().map_err(term_err)?;
+            self.thumbs.forget_images();
+        }
+        let size = self.term.size();
+        if self.last_size != Some(size) {
+            // A resize clears the screen, and with it the images.
+            self.last_size = Some(size);
+            self.thumbs.forget_images();
+        }
+        if let Some(k) = &mut self.thumbs.kitty {
+            // Images would cover pop-ups: draw half-blocks under them.
+            k.allowed = app.overlay == app::Overlay::None;
         }
         let mut ctx = DrawCtx {
             theme: &self.theme,
@@ -766,6 +788,10 @@ impl Loop<'_> {
             draw()
         };
         r.map_err(term_err)?;
+        let images = self.thumbs.take_output();
+        if !images.is_empty() {
+            self.term.write_raw(&images);
+        }
         app.dirty = false;
         let (b1, t1) = self.meter.totals();
         self.pacer
@@ -816,6 +842,7 @@ impl Loop<'_> {
                     self.term.leave();
                     let _ = signal_hook::low_level::raise(signal_hook::consts::SIGTSTP);
                     self.term.resume()?;
+                    self.thumbs.forget_images();
                     app.dirty = true;
                 }
                 Command::Quit => quit = true,
