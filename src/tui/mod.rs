@@ -21,7 +21,9 @@
 //!   [`keymap`]: keys to actions; [`input`]: line editing.
 //! - [`view`]: drawing (grid, tile, thumbnail, chat, off-air list, help,
 //!   enlarged view, header/footer) and the shared [`view::layout`].
-//! - [`halfblock`]: pictures to half-block cells; [`pacer`]: throughput
+//! - [`halfblock`]: pictures to half-block cells (the default, works over
+//!   ssh and tmux); [`kitty`]: the kitty graphics protocol
+//!   (`--graphics kitty`); [`pacer`]: throughput
 //!   metering and adaptation; [`theme`]: semantic styles from TOML;
 //!   [`notify`]: bell, OSC 9/777, desktop; [`sanitize`]: network text.
 //! - [`fake`]: a fake engine for tests, benchmarks and development.
