@@ -2,12 +2,12 @@
 //!
 //! 1. Starts the embedded signalling server on loopback (plain HTTP: the
 //!    camera is allowed on localhost, so a local browser can join too).
-//! 2. Makes a roster of N students with names and random codes.
-//! 3. Starts N-1 synthetic students in this process (the last one never
-//!    shows up, so the off-air list has someone), scripted so everything
-//!    happens within the first minute: attention requests, chat lines, a
-//!    student who drops off and comes back, and one person publishing a
-//!    code that is not on the roster.
+//! 2. Makes a roster of N+1 students with names and random codes.
+//! 3. Starts N synthetic students in this process (the last roster student
+//!    never shows up, so the off-air list has someone; a browser on this
+//!    machine can join as them), scripted so everything happens within the
+//!    first minute: attention requests, chat lines, and a student who drops
+//!    off and comes back.
 //! 4. Runs the monitor engine with a session record, and the dashboard.
 
 use std::time::Duration;
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::DemoArgs;
 use crate::proctor::engine::{self, EngineConfig};
-use crate::proctor::{EngineEvent, EngineHandle, recording};
+use crate::proctor::recording;
 use crate::roster::{Roster, Student};
 use crate::signal::server::{ServerConfig, start};
 use crate::sim::student::{Schedule, StudentConfig};
@@ -54,7 +54,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             args.students
         )));
     }
-    let roster = demo_roster(args.students)?;
+    let roster = demo_roster(args.students + 1)?;
 
     let mut sc = ServerConfig::loopback();
     sc.bind = args.bind;
@@ -79,19 +79,16 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         tracing::error!("{m}")
     })
     .map_err(|e| format!("no session record: {e}"));
-    let mut engine = recording::attach(engine, record, recording::RecordingOptions::default());
-    engine = with_welcome(
-        engine,
-        format!(
-            "demo: {} students on {base} — a browser on this machine can join at {}",
-            args.students,
-            server.student_link(&roster.students[args.students - 1].code)
-        ),
-    );
-
+    let engine = recording::attach(engine, record, recording::RecordingOptions::default());
+    let absent = &roster.students[args.students].code;
     let opts = crate::tui::DashboardOptions {
         theme: crate::tui::theme::Theme::load(&args.theme)?,
         keymap: crate::tui::load_keymap()?,
+        startup_notice: Some(format!(
+            "demo: {} synthetic students on {base}; a browser on this machine can join as the missing one at {}",
+            args.students,
+            server.student_link(absent)
+        )),
         ..Default::default()
     };
     let result = crate::tui::run_dashboard(engine, opts).await;
@@ -136,9 +133,8 @@ fn demo_roster(n: usize) -> Result<Roster> {
     Ok(Roster { students })
 }
 
-/// Start the synthetic students: all but the last of the roster, plus one
-/// publisher with a code nobody expects. Their scripts make the first
-/// minute show every feature.
+/// Start the synthetic students: all but the last of the roster. Their
+/// scripts make the first minute show every feature.
 fn spawn_students(
     roster: &Roster,
     server: &url::Url,
@@ -173,9 +169,6 @@ fn spawn_students(
         };
         configs.push(config(server, &s.code, s.label(), schedule));
     }
-    if n >= 4 {
-        configs.push(config(server, "wrong-code", "typo", Schedule::default()));
-    }
     configs
         .into_iter()
         .map(|cfg| {
@@ -202,32 +195,5 @@ fn config(server: &url::Url, code: &str, name: &str, schedule: Schedule) -> Stud
         ice_servers: Vec::new(),
         udp_bind: vec!["127.0.0.1:0".into()],
         schedule,
-    }
-}
-
-/// Put a first notice in front of the engine's events.
-fn with_welcome(engine: EngineHandle, text: String) -> EngineHandle {
-    let EngineHandle {
-        mut events,
-        commands,
-        frames,
-        roster,
-    } = engine;
-    let (tx, rx) = tokio::sync::mpsc::channel(4096);
-    tokio::spawn(async move {
-        if tx.send(EngineEvent::Notice { text }).await.is_err() {
-            return;
-        }
-        while let Some(ev) = events.recv().await {
-            if tx.send(ev).await.is_err() {
-                return;
-            }
-        }
-    });
-    EngineHandle {
-        events: rx,
-        commands,
-        frames,
-        roster,
     }
 }

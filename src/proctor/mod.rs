@@ -248,8 +248,16 @@ pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
     let result = if args.headless {
         headless::run(engine).await
     } else {
-        let opts = crate::tui::DashboardOptions::from_monitor_args(&args)?;
-        crate::tui::run_dashboard(engine, opts).await
+        match crate::tui::DashboardOptions::from_monitor_args(&args) {
+            Ok(mut opts) => {
+                // The link printed on stderr is hidden by the dashboard.
+                opts.startup_notice = server
+                    .as_ref()
+                    .map(|s| format!("students join at {}", s.student_link("CODE")));
+                crate::tui::run_dashboard(engine, opts).await
+            }
+            Err(e) => Err(e),
+        }
     };
     if let Some(server) = server {
         server.shutdown().await;
