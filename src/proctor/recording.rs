@@ -292,14 +292,17 @@ impl Tap {
             return false;
         }
         for e in extra {
-            if let (EngineEvent::Camera { student, problem }, Some(r)) =
-                (&e, self.recorder.as_mut())
-            {
+            if let Some(r) = self.recorder.as_mut() {
                 r.observe(&e);
-                if problem.is_some() && self.opts.snapshot_on_camera {
-                    let (s, reason) = (student.clone(), camera_reason(*problem));
-                    self.snapshot(&s, reason).await;
-                }
+            }
+            if let EngineEvent::Camera {
+                student,
+                problem: Some(problem),
+            } = &e
+                && self.opts.snapshot_on_camera
+            {
+                let (s, reason) = (student.clone(), camera_reason(Some(*problem)));
+                self.snapshot(&s, reason).await;
             }
             if self.out.send(e).await.is_err() {
                 return false;
@@ -362,4 +365,177 @@ fn camera_reason(p: Option<CameraProblem>) -> &'static str {
 
 fn from_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proctor::{Frame, FrameSlots};
+    use crate::roster::Roster;
+    use std::time::Instant;
+
+    struct Fake {
+        events: mpsc::Sender<EngineEvent>,
+        commands: mpsc::Receiver<EngineCommand>,
+        frames: FrameSlots,
+    }
+
+    fn fake() -> (Fake, EngineHandle) {
+        let (ev_tx, ev_rx) = mpsc::channel(64);
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let frames = FrameSlots::default();
+        (
+            Fake {
+                events: ev_tx,
+                commands: cmd_rx,
+                frames: frames.clone(),
+            },
+            EngineHandle {
+                events: ev_rx,
+                commands: cmd_tx,
+                frames,
+                roster: Roster::default(),
+            },
+        )
+    }
+
+    async fn next(h: &mut EngineHandle) -> EngineEvent {
+        tokio::time::timeout(Duration::from_secs(5), h.events.recv())
+            .await
+            .expect("an event in time")
+            .expect("channel open")
+    }
+
+    #[tokio::test]
+    async fn black_camera_is_reported_and_snapshotted_without_a_record() {
+        let (mut engine, handle) = fake();
+        let opts = RecordingOptions {
+            camera: CameraCheckConfig {
+                black_after: Duration::from_secs(1),
+                frozen_after: Duration::from_secs(60),
+            },
+            ..Default::default()
+        };
+        let mut front = attach(handle, Err("no session record: disk full".into()), opts);
+        assert!(
+            matches!(next(&mut front).await, EngineEvent::Notice { text } if text.contains("disk full"))
+        );
+        let id = StudentId("s1".into());
+        let t0 = Instant::now();
+        for (seq, ms) in [0u64, 600, 1200].into_iter().enumerate() {
+            engine.frames.publish(
+                &id,
+                Frame {
+                    width: 80,
+                    height: 60,
+                    rgb: vec![2; 80 * 60 * 3],
+                    seq: seq as u64,
+                    decoded_at: t0 + Duration::from_millis(ms),
+                },
+            );
+            engine
+                .events
+                .send(EngineEvent::FrameReady {
+                    student: id.clone(),
+                })
+                .await
+                .unwrap();
+            assert!(matches!(
+                next(&mut front).await,
+                EngineEvent::FrameReady { .. }
+            ));
+        }
+        assert_eq!(
+            next(&mut front).await,
+            EngineEvent::Camera {
+                student: id.clone(),
+                problem: Some(CameraProblem::Black)
+            }
+        );
+        match tokio::time::timeout(Duration::from_secs(5), engine.commands.recv()).await {
+            Ok(Some(EngineCommand::Snapshot { student, path })) => {
+                assert_eq!(student, id);
+                assert!(
+                    path.display().to_string().ends_with("-black.png"),
+                    "{path:?}"
+                );
+            }
+            other => panic!("expected a snapshot request, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn resume_replays_chat_and_attention_and_keeps_off_air_since() {
+        let root = crate::store::writer::tests::tempdir();
+        let dir = crate::store::SessionDir::new(&root, "exam");
+        let roster = Roster::parse("s1\tAAAA\ns2\tBBBB\n").unwrap();
+        let (mut rec, _) = Recorder::start(dir.clone(), "p", &roster, |_| {}).unwrap();
+        // Off-air since just after the first run started; the restarted
+        // engine will report it off-air "since now".
+        let long_ago = SystemTime::now() + Duration::from_millis(5);
+        std::thread::sleep(Duration::from_millis(10));
+        rec.observe(&EngineEvent::State {
+            student: StudentId("s2".into()),
+            state: StreamState::OffAir,
+            since: long_ago,
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        rec.observe(&EngineEvent::Chat {
+            student: StudentId("s1".into()),
+            from: Party::Student,
+            text: "hello".into(),
+            at: SystemTime::now(),
+        });
+        rec.observe(&EngineEvent::Attention {
+            student: StudentId("s1".into()),
+            from: Party::Student,
+            raised: true,
+            at: SystemTime::now(),
+        });
+        rec.sync();
+        drop(rec); // killed
+
+        let record = Recorder::start(dir, "p", &roster, |_| {}).map_err(|e| e.to_string());
+        let (engine, handle) = fake();
+        let mut front = attach(handle, record, RecordingOptions::default());
+        let mut got = Vec::new();
+        loop {
+            let ev = next(&mut front).await;
+            let done = matches!(ev, EngineEvent::Notice { .. });
+            got.push(ev);
+            if done {
+                break;
+            }
+        }
+        assert!(
+            got.iter()
+                .any(|e| matches!(e, EngineEvent::Chat { text, .. } if text == "hello"))
+        );
+        assert!(
+            got.iter()
+                .any(|e| matches!(e, EngineEvent::Attention { raised: true, .. }))
+        );
+        // The engine starts fresh and reports s2 off-air now: the front end
+        // still sees the original time.
+        engine
+            .events
+            .send(EngineEvent::State {
+                student: StudentId("s2".into()),
+                state: StreamState::OffAir,
+                since: SystemTime::now(),
+            })
+            .await
+            .unwrap();
+        match next(&mut front).await {
+            EngineEvent::State { since, .. } => {
+                // Off-air since the first run's start (nobody had reported
+                // it before), not since the restart 60 ms later.
+                let kept = since.duration_since(UNIX_EPOCH).unwrap().as_millis();
+                let orig = long_ago.duration_since(UNIX_EPOCH).unwrap().as_millis();
+                assert!(kept <= orig, "{kept} > {orig}");
+                assert!(orig - kept < 40, "{kept} vs {orig}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

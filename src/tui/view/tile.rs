@@ -98,6 +98,23 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, i: usize, selected: bool, c
             .thumbs
             .draw(buf, inner, &t.id, ctx.frames, ctx.now, theme.letterbox);
     if drew {
+        if t.state == StreamState::Live
+            && let Some(problem) = t.camera
+        {
+            // Frames arrive, but the picture is useless: say so on it.
+            let word = match problem {
+                crate::media::camera_check::CameraProblem::Black => " CAMERA BLACK ",
+                crate::media::camera_check::CameraProblem::Frozen => " PICTURE FROZEN ",
+            };
+            badge(
+                buf,
+                inner,
+                word,
+                theme
+                    .state(StreamState::Stalled, false)
+                    .add_modifier(Modifier::REVERSED),
+            );
+        }
         if t.state != StreamState::Live {
             badge(
                 buf,
