@@ -4,6 +4,7 @@ mod cli;
 mod codes;
 mod engine;
 mod page;
+mod record;
 mod rust_viewer;
 mod server;
 mod signal_client;
