@@ -18,20 +18,24 @@
 //!   latest-frame slots.
 //! - [`proctor`]: the monitor engine: one state per roster student, the
 //!   events the dashboard draws and the commands it sends; headless mode.
+//! - [`demo`]: `rtcproctor demo`, everything at once on loopback.
 //! - [`tui`]: the ratatui dashboard (app state, views, themes, keymap).
 //! - [`web`]: the student page, embedded into the binary.
 //! - [`sim`]: synthetic students streaming an H.264 test pattern.
+//! - [`store`]: the crash-safe session record and the report built from it.
 //!
 //! Data flows one way: network tasks → channels → one app state → draw.
 
 pub mod cli;
 pub mod codes;
+pub mod demo;
 pub mod error;
 pub mod media;
 pub mod proctor;
 pub mod roster;
 pub mod signal;
 pub mod sim;
+pub mod store;
 pub mod tui;
 pub mod web;
 
@@ -54,10 +58,14 @@ pub fn run(cli: Cli) -> Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => signal::server::run_serve(args).await,
+            Command::Monitor(args) if args.dashboard.fake_engine.is_some() => {
+                tui::run_fake_monitor(args).await
+            }
             Command::Monitor(args) => proctor::run_monitor(args).await,
             Command::Codes(cmd) => codes::run(cmd),
             Command::Student(args) => sim::run_student(args).await,
-            Command::Demo(args) => tui::run_demo(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Report(args) => store::report::run(args),
         }
     })
 }

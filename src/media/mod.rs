@@ -9,8 +9,10 @@
 //! - [`scale`]: I420 → RGB thumbnails, scaled in YUV first (pure).
 //! - [`audio`]: audio level from the RFC 6464 header extension (pure).
 //! - [`sdp`]: the codec-preference edit of the offer and extmap look-ups (pure).
+//! - [`camera_check`]: frozen or black camera detection from pictures (pure).
 
 pub mod audio;
+pub mod camera_check;
 pub mod decode;
 pub mod scale;
 pub mod sdp;

@@ -1,9 +1,12 @@
 //! One integration test binary (short link times); a module per area.
 
 mod cli;
+mod codes;
 mod engine;
+mod page;
 mod rust_viewer;
 mod server;
 mod signal_client;
 mod stock_server;
 mod student;
+mod tui;
