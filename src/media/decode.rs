@@ -291,10 +291,17 @@ impl DecodePool {
     }
 
     /// Free a stream's decoder (session closed, or decoding paused).
+    /// Never blocks the caller (it runs on the async runtime): when the
+    /// worker's queue is full, a short-lived thread waits for room.
     pub fn forget(&self, stream: u64) {
-        // Blocking send is fine: the worker drains quickly, and forgetting
-        // must not be lost (it frees the decoder's memory).
-        let _ = self.worker_for(stream).send(Job::Forget { stream });
+        let tx = self.worker_for(stream).clone();
+        if let Err(TrySendError::Full(job)) = tx.try_send(Job::Forget { stream }) {
+            let _ = std::thread::Builder::new()
+                .name("decode-forget".into())
+                .spawn(move || {
+                    let _ = tx.send(job);
+                });
+        }
     }
 }
 

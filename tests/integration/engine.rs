@@ -1090,3 +1090,71 @@ async fn json_line<R: tokio::io::AsyncBufRead + Unpin>(out: &mut tokio::io::Line
         .expect("monitor stdout closed");
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
 }
+
+/// The signalling server goes away and comes back on the same address: the
+/// engine reports reconnecting, then picks the student up again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_reconnects_after_the_server_restarts() {
+    use rtcproctor::signal::server::{ServerConfig, start};
+    let server = start(ServerConfig::loopback()).await.unwrap();
+    let addr = server.addr();
+    let url = url::Url::parse(server.base_url()).unwrap();
+    let key = server.proctor_key().to_string();
+    timeout(Duration::from_secs(90), async {
+        let mut engine = start_engine(&url, Some(&key), "r1\trestart-one\n");
+        let student = Student::go_live(&url, "restart-one").await;
+        wait_for(&mut engine, "r1 live", |e| {
+            is_state(e, "r1", StreamState::Live)
+        })
+        .await;
+        server.shutdown().await;
+        wait_for(&mut engine, "r1 reconnecting", |e| {
+            is_state(e, "r1", StreamState::Reconnecting) || is_state(e, "r1", StreamState::Left)
+        })
+        .await;
+        wait_for(&mut engine, "server down", |e| {
+            matches!(
+                e,
+                EngineEvent::Server {
+                    connected: false,
+                    ..
+                }
+            )
+        })
+        .await;
+        student.stop().await;
+
+        let mut config = ServerConfig::loopback();
+        config.bind = addr;
+        config.proctor_key = Some(key.clone());
+        let server = start(config).await.unwrap();
+        wait_for(&mut engine, "server up again", |e| {
+            matches!(
+                e,
+                EngineEvent::Server {
+                    connected: true,
+                    ..
+                }
+            )
+        })
+        .await;
+        let student = Student::go_live(&url, "restart-one").await;
+        wait_for(&mut engine, "r1 live again", |e| {
+            is_state(e, "r1", StreamState::Live)
+        })
+        .await;
+        let r1 = StudentId("r1".into());
+        timeout(
+            Duration::from_secs(10),
+            counter_above(&engine.frames, &r1, 0),
+        )
+        .await
+        .expect("no frame after the server came back");
+        engine.commands.send(EngineCommand::Shutdown).await.unwrap();
+        while engine.events.recv().await.is_some() {}
+        student.stop().await;
+        server.shutdown().await;
+    })
+    .await
+    .expect("server restart test timed out");
+}
