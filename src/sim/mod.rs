@@ -171,6 +171,7 @@ pub fn configs_from_args(args: &StudentArgs) -> Result<Vec<StudentConfig>> {
             tls: tls.clone(),
             code,
             name,
+            userid: None,
             width,
             height,
             fps: args.fps,

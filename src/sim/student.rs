@@ -46,6 +46,8 @@ pub struct StudentConfig {
     pub code: String,
     /// Drawn into the picture and sent as `extra.name`.
     pub name: String,
+    /// Our userid on the server; None: a random one like the library's.
+    pub userid: Option<String>,
     pub width: usize,
     pub height: usize,
     pub fps: u32,
@@ -125,7 +127,7 @@ pub async fn run(
 ) -> Result<()> {
     let video = VideoSource::start(cfg.width, cfg.height, cfg.fps, &cfg.name)?;
     let mut student = Student {
-        userid: new_userid(),
+        userid: cfg.userid.clone().unwrap_or_else(new_userid),
         extra: json!({ EXTRA_NAME: cfg.name }),
         msg_id: 0,
         peers: HashMap::new(),
@@ -197,9 +199,27 @@ impl Student {
                 Err(e) => return Next::Retry(e.to_string()),
             },
         };
-        let opened = client
-            .emit_with_ack(OPEN_ROOM, vec![self.open_room_args()], ACK_TIMEOUT)
-            .await;
+        // While waiting for the open-room ack, watch the events: the stock
+        // server answers a userid it still holds with `userid-already-taken`
+        // and then never acks anything on that socket.
+        let open = client.emit_with_ack(OPEN_ROOM, vec![self.open_room_args()], ACK_TIMEOUT);
+        tokio::pin!(open);
+        let mut early = Vec::new();
+        let opened = loop {
+            tokio::select! {
+                r = &mut open => break r,
+                ev = rx.recv() => match ev {
+                    Some(ClientEvent::Event { name, .. }) if name == USERID_ALREADY_TAKEN => {
+                        self.userid = new_userid();
+                        client.close().await;
+                        return Next::Retry("userid already taken; retrying with a new one".into());
+                    }
+                    Some(ClientEvent::Event { name, args }) => early.push((name, args)),
+                    Some(ClientEvent::Disconnected { reason }) => return Next::Retry(reason),
+                    None => return Next::Retry("connection task ended".into()),
+                },
+            }
+        };
         match opened {
             Ok(ack) if ack.first() == Some(&Value::Bool(true)) => {}
             Ok(ack) => {
@@ -219,6 +239,9 @@ impl Student {
         .await;
 
         let (peer_tx, mut peer_rx) = mpsc::channel(64);
+        for (name, args) in early {
+            self.on_event(&client, &name, &args, &peer_tx).await;
+        }
         let phase = self.cfg.schedule.phase;
         let mut chat = ticker(self.cfg.schedule.chat_every, phase);
         let mut attention = ticker(self.cfg.schedule.attention_every, phase);

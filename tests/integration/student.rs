@@ -25,6 +25,7 @@ fn config(server: &url::Url, code: &str, schedule: Schedule) -> StudentConfig {
         tls: ClientTls::Verify,
         code: code.to_string(),
         name: format!("Student {code}"),
+        userid: None,
         width: 320,
         height: 240,
         fps: 10,
@@ -330,4 +331,30 @@ async fn stock_rtcproctor_monitor_in_chromium_watches_the_synthetic_student() {
         "{marks:?}"
     );
     assert!(marks.counter > 0);
+}
+
+/// The stock server still holds our userid (e.g. a socket not yet reaped):
+/// it says `userid-already-taken` and never acks; the student picks a new
+/// userid and goes live anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn student_recovers_from_userid_already_taken() {
+    let server = StockServer::start();
+    let holder = rtcproctor::signal::client::ClientConfig::rtcproctor(server.url(), "taken-id", "x");
+    let (_holder, _rx) = rtcproctor::signal::client::SignalClient::connect(holder)
+        .await
+        .expect("holder connects");
+    let mut cfg = config(&server.url(), "taken-room", Schedule::default());
+    cfg.userid = Some("taken-id".into());
+    let mut stu = start(cfg);
+    let ev = wait_event(&mut stu, "off-air for the taken userid", |e| {
+        matches!(e, StudentEvent::Offline { .. } | StudentEvent::Live { .. })
+    })
+    .await;
+    assert!(
+        matches!(&ev, StudentEvent::Offline { reason, .. } if reason.contains("already taken")),
+        "{ev:?}"
+    );
+    wait_event(&mut stu, "live with a new userid", |e| matches!(e, StudentEvent::Live { .. })).await;
+    let mut viewer = RustViewer::join(&server.url(), "taken-room", "monTaken").await;
+    next_marked(&mut viewer).await;
 }
