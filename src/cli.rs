@@ -38,6 +38,22 @@ pub enum Command {
     Student(StudentArgs),
     /// One-command demo: embedded server, synthetic students and the dashboard.
     Demo(DemoArgs),
+    /// Report of a recorded session: HTML (self-contained) and CSV.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Session name, session directory or record file (several merge
+    /// records of the same exam from different proctors).
+    #[arg(required = true, value_name = "SESSION")]
+    pub sessions: Vec<String>,
+    /// Write a self-contained HTML report here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write CSV exports (students, timeline, attention, chat) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub csv: Option<PathBuf>,
 }
 
 /// Options shared by everything that runs a signalling server (`serve`, and the
@@ -139,9 +155,14 @@ pub struct MonitorArgs {
     #[arg(long, value_enum, default_value_t = GraphicsMode::Auto)]
     pub graphics: GraphicsMode,
 
-    /// Session name for the record (default: derived from the roster and date).
+    /// Session name for the record (default: the roster's name and today's
+    /// date). An existing session is resumed: chat, attention queue, off-air times.
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,
+
+    /// Also save a snapshot of every live student every N minutes (0 = off).
+    #[arg(long, default_value_t = 0, value_name = "MINUTES")]
+    pub snapshot_every: u64,
 
     #[command(flatten)]
     pub server_opts: ServerOpts,
@@ -157,39 +178,56 @@ pub enum CodesCommand {
     Links(CodesLinksArgs),
     /// QR codes of the students' links (terminal, PNG, SVG, printable HTML sheet).
     Qr(CodesQrArgs),
+    /// Read a roster and report what it holds and how guessable its codes are.
+    Check(CodesCheckArgs),
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("students").required(true).args(["count", "ids"])))]
 pub struct CodesNewArgs {
-    /// Number of students (IDs are generated).
-    #[arg(
-        long,
-        value_name = "N",
-        conflicts_with = "ids",
-        required_unless_present = "ids"
-    )]
+    /// Number of students (IDs s001, s002, ... are generated).
+    #[arg(long, value_name = "N")]
     pub count: Option<usize>,
-    /// File with one student ID per line (or a CSV with an id column).
+    /// File with one student ID per line (or a CSV with an id column; name and
+    /// email columns are carried into the roster).
     #[arg(long, value_name = "FILE")]
     pub ids: Option<PathBuf>,
     /// Write the roster CSV here instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Replace the --out file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Strength of each code in bits (default 40, at least 30).
+    #[arg(long, value_name = "B", conflicts_with = "length")]
+    pub bits: Option<u32>,
+    /// Length of each code in characters (instead of --bits).
+    #[arg(long, value_name = "L")]
+    pub length: Option<usize>,
 }
 
 #[derive(Debug, Args)]
 pub struct CodesMoodleArgs {
-    /// The Moodle course-module id of the RTCProctor activity.
+    /// The Moodle course-module id of the RTCProctor activity (the `id=` in
+    /// the activity's address).
     #[arg(long, value_name = "N")]
     pub cmid: u64,
     /// Secret for keyed (HMAC) codes instead of the guessable plugin-compatible ones.
-    #[arg(long, value_name = "SECRET")]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "RTCPROCTOR_CODE_SECRET",
+        hide_env_values = true
+    )]
     pub secret: Option<String>,
-    /// CSV with an `email` column (and optional `name`).
+    /// CSV with an `email` column (and optional `name`), or one e-mail per line.
     pub file: PathBuf,
     /// Write the roster CSV here instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Replace the --out file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +240,12 @@ pub struct CodesLinksArgs {
     /// Write a mail-merge CSV (email, name, link) instead of plain lines.
     #[arg(long)]
     pub csv: bool,
+    /// Write here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace the --out file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +258,18 @@ pub struct CodesQrArgs {
     /// Directory for PNG/SVG files and the printable sheet (default: draw in the terminal).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace files in a non-empty --out directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Only this student (by ID; repeatable).
+    #[arg(long = "id", value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CodesCheckArgs {
+    /// The roster.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -21,6 +21,7 @@
 //! - [`tui`]: the ratatui dashboard (app state, views, themes, keymap).
 //! - [`web`]: the student page, embedded into the binary.
 //! - [`sim`]: synthetic students streaming an H.264 test pattern.
+//! - [`store`]: the crash-safe session record and the report built from it.
 //!
 //! Data flows one way: network tasks → channels → one app state → draw.
 
@@ -32,6 +33,7 @@ pub mod proctor;
 pub mod roster;
 pub mod signal;
 pub mod sim;
+pub mod store;
 pub mod tui;
 pub mod web;
 
@@ -58,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Codes(cmd) => codes::run(cmd),
             Command::Student(args) => sim::run_student(args).await,
             Command::Demo(args) => tui::run_demo(args).await,
+            Command::Report(args) => store::report::run(args),
         }
     })
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::MonitorArgs;
 use crate::{Error, Result};
@@ -32,7 +32,7 @@ impl std::fmt::Display for StudentId {
 }
 
 /// Where a student's stream stands, as the proctor sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StreamState {
     /// On the roster, not streaming (never came, or gone).
@@ -50,7 +50,7 @@ pub enum StreamState {
 }
 
 /// Who wrote a chat line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Party {
     Student,
