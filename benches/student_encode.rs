@@ -19,7 +19,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    println!("| size@fps | draw mean | encode mean | encode p50 | encode p95 | bytes/frame | kbit/s | one core's share per student |");
+    println!(
+        "| size@fps | draw mean | encode mean | encode p50 | encode p95 | bytes/frame | kbit/s | one core's share per student |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for (w, h, fps) in [(320usize, 240usize, 5u32), (640, 480, 20)] {
         let mut pattern = Pattern::new(w, h, "Benchmark Student 42").expect("pattern");

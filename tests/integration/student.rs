@@ -339,7 +339,8 @@ async fn stock_rtcproctor_monitor_in_chromium_watches_the_synthetic_student() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn student_recovers_from_userid_already_taken() {
     let server = StockServer::start();
-    let holder = rtcproctor::signal::client::ClientConfig::rtcproctor(server.url(), "taken-id", "x");
+    let holder =
+        rtcproctor::signal::client::ClientConfig::rtcproctor(server.url(), "taken-id", "x");
     let (_holder, _rx) = rtcproctor::signal::client::SignalClient::connect(holder)
         .await
         .expect("holder connects");
@@ -354,7 +355,10 @@ async fn student_recovers_from_userid_already_taken() {
         matches!(&ev, StudentEvent::Offline { reason, .. } if reason.contains("already taken")),
         "{ev:?}"
     );
-    wait_event(&mut stu, "live with a new userid", |e| matches!(e, StudentEvent::Live { .. })).await;
+    wait_event(&mut stu, "live with a new userid", |e| {
+        matches!(e, StudentEvent::Live { .. })
+    })
+    .await;
     let mut viewer = RustViewer::join(&server.url(), "taken-room", "monTaken").await;
     next_marked(&mut viewer).await;
 }
