@@ -318,6 +318,18 @@ async fn stock_rtcproctor_monitor_in_chromium_watches_the_synthetic_student() {
         report["framesLate"].as_u64().unwrap_or(0),
     );
     assert!(late > early && early > 0, "frames not advancing: {brief}");
+    // The Opus silence packets decode: Chromium invents (conceals) little.
+    let audio = &report["audio"];
+    let total = audio["totalSamplesReceived"].as_u64().unwrap_or(0);
+    let concealed = audio["concealedSamples"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        audio["packetsReceived"].as_u64().unwrap_or(0) > 0,
+        "{brief}"
+    );
+    assert!(
+        total > 0 && concealed < total / 2,
+        "audio not decoded: {brief}"
+    );
 
     use base64::Engine;
     let rgba = base64::engine::general_purpose::STANDARD
@@ -361,4 +373,27 @@ async fn student_recovers_from_userid_already_taken() {
     .await;
     let mut viewer = RustViewer::join(&server.url(), "taken-room", "monTaken").await;
     next_marked(&mut viewer).await;
+}
+
+/// The server goes away and comes back on the same address: the student
+/// notices, reconnects by itself and opens its room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn student_reopens_its_room_after_the_server_restarts() {
+    let server = StockServer::start();
+    let port = server.port;
+    let mut stu = start(config(&server.url(), "restart-room", Schedule::default()));
+    wait_event(&mut stu, "live", |e| matches!(e, StudentEvent::Live { .. })).await;
+    drop(server);
+    wait_event(&mut stu, "off-air", |e| {
+        matches!(e, StudentEvent::Offline { .. })
+    })
+    .await;
+    let server = StockServer::start_on(port);
+    wait_event(&mut stu, "live again", |e| {
+        matches!(e, StudentEvent::Live { .. })
+    })
+    .await;
+    let mut viewer = RustViewer::join(&server.url(), "restart-room", "monRestart").await;
+    let (_, idr) = next_marked(&mut viewer).await;
+    assert!(idr);
 }
