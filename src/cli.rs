@@ -166,6 +166,39 @@ pub struct MonitorArgs {
 
     #[command(flatten)]
     pub server_opts: ServerOpts,
+
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
+}
+
+/// Dashboard switches of `monitor` (and `demo`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct DashboardArgs {
+    /// Do not ring the terminal bell when a student asks for attention.
+    #[arg(long)]
+    pub no_bell: bool,
+
+    /// No desktop notifications through the terminal (OSC 9 / OSC 777).
+    #[arg(long)]
+    pub no_osc_notify: bool,
+
+    /// No desktop notifications through the local notification daemon.
+    #[arg(long)]
+    pub no_desktop_notify: bool,
+
+    /// Do not flash the tiles of students asking for attention.
+    #[arg(long)]
+    pub no_flash: bool,
+
+    /// Directory for snapshots (default: the data directory, e.g.
+    /// ~/.local/share/rtcproctor/snapshots).
+    #[arg(long, value_name = "DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+
+    /// Tests and benchmarks only: run the dashboard on a fake engine with N
+    /// live students instead of joining a server.
+    #[arg(long, hide = true, value_name = "N")]
+    pub fake_engine: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

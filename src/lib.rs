@@ -56,6 +56,9 @@ pub fn run(cli: Cli) -> Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => signal::server::run_serve(args).await,
+            Command::Monitor(args) if args.dashboard.fake_engine.is_some() => {
+                tui::run_fake_monitor(args).await
+            }
             Command::Monitor(args) => proctor::run_monitor(args).await,
             Command::Codes(cmd) => codes::run(cmd),
             Command::Student(args) => sim::run_student(args).await,

@@ -19,6 +19,12 @@ use serde::{Deserialize, Serialize};
 use crate::cli::MonitorArgs;
 use crate::{Error, Result};
 
+pub mod engine;
+pub mod headless;
+pub mod student;
+
+pub use engine::{EngineConfig, Timing};
+
 /// A student as the engine knows them: the roster ID, or `?CODE` for someone
 /// who publishes a code that is not on the roster.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -75,6 +81,9 @@ pub struct StreamStats {
     pub frame_age_ms: Option<u64>,
     /// Audio level 0.0 (silence) ..= 1.0 (loud).
     pub audio_level: f32,
+    /// Mean milliseconds of decode + scale + colour conversion per decoded
+    /// frame in this interval (0 when nothing was decoded).
+    pub decode_ms: f32,
 }
 
 /// Facts the engine reports.
@@ -201,8 +210,121 @@ pub struct EngineHandle {
 }
 
 /// Entry point of `rtcproctor monitor`.
-pub async fn run_monitor(_args: MonitorArgs) -> Result<()> {
-    Err(Error::NotAvailable("monitor"))
+///
+/// With `--server` the engine joins that server. Without it an embedded
+/// server starts first (the student link and proctor key go to stderr, so
+/// stdout stays JSON lines in headless mode), and stops with the monitor.
+pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
+    let roster = crate::roster::Roster::load(&args.roster)?;
+    let ice = ice_servers(&args.server_opts);
+    let (config, server) = match &args.server {
+        Some(server) => {
+            let mut config = EngineConfig::new(parse_server_url(server)?);
+            config.proctor_key = args.proctor_key.clone();
+            (config, None)
+        }
+        None => {
+            let (config, server) = embedded_server(&args).await?;
+            (config, Some(server))
+        }
+    };
+    let mut config = config;
+    config.media.ice_servers = ice;
+    let engine = engine::start(roster, config)?;
+    let result = if args.headless {
+        headless::run(engine).await
+    } else {
+        Err(Error::NotAvailable("monitor without --headless"))
+    };
+    if let Some(server) = server {
+        server.shutdown().await;
+    }
+    result
+}
+
+/// Start the embedded signalling server and tell the proctor how students
+/// reach it.
+async fn embedded_server(
+    args: &MonitorArgs,
+) -> Result<(EngineConfig, crate::signal::server::ServerHandle)> {
+    use crate::signal::server::{ServerConfig, TlsMode, start};
+    let mut sc = ServerConfig::loopback();
+    sc.bind = args.bind;
+    sc.tls = if args.http {
+        TlsMode::Http
+    } else {
+        TlsMode::SelfSigned
+    };
+    sc.proctor_key = args.proctor_key.clone();
+    sc.ice = crate::signal::protocol::IceServer::from_cli(
+        &args.server_opts.ice,
+        args.server_opts.turn_user.as_deref(),
+        args.server_opts.turn_pass.as_deref(),
+    )
+    .map_err(Error::Invalid)?;
+    let server = start(sc).await?;
+    eprintln!("rtcproctor: signalling server on {}", server.addr());
+    eprintln!("  student link:  {}", server.student_link("CODE"));
+    if let Some(fp) = server.fingerprint() {
+        eprintln!("  certificate:   SHA-256 {fp}");
+    }
+    eprintln!("  proctor key:   {}", server.proctor_key());
+    // The engine reaches the server on loopback whatever address it binds.
+    let port = server.addr().port();
+    let scheme = if args.http { "http" } else { "https" };
+    let url = parse_server_url(&format!("{scheme}://127.0.0.1:{port}/"))?;
+    let mut config = EngineConfig::new(url);
+    config.proctor_key = Some(server.proctor_key().to_string());
+    if let Some(fp) = server.fingerprint() {
+        config.tls = crate::signal::client::ClientTls::PinSha256(fp.to_string());
+    }
+    // Students on other machines reach us through the bound address: gather
+    // candidates on every interface unless the server is loopback-only.
+    if !server.addr().ip().is_loopback() {
+        config.media = crate::media::MediaConfig::default();
+    }
+    Ok((config, server))
+}
+
+/// `host:port`, `http://host:port` or `https://...`, normalised to the
+/// `socketURL` form with a trailing slash.
+pub fn parse_server_url(s: &str) -> Result<url::Url> {
+    let with_scheme = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|e| {
+        Error::Invalid(format!(
+            "--server \"{s}\" is not a URL ({e}); use e.g. https://proctor.example.org:8443/"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(Error::Invalid(format!(
+            "--server \"{s}\" must be an http:// or https:// address with a host"
+        )));
+    }
+    Ok(url)
+}
+
+/// ICE servers from `--ice` / `--turn-user` / `--turn-pass`.
+pub fn ice_servers(opts: &crate::cli::ServerOpts) -> Vec<webrtc::peer_connection::RTCIceServer> {
+    opts.ice
+        .iter()
+        .map(|u| webrtc::peer_connection::RTCIceServer {
+            urls: vec![u.clone()],
+            username: if u.starts_with("turn") {
+                opts.turn_user.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+            credential: if u.starts_with("turn") {
+                opts.turn_pass.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+        })
+        .collect()
 }
 
 mod unix_millis {

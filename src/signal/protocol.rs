@@ -61,3 +61,295 @@ pub const EXTRA_ATTENTION_ACK: &str = "attentionAck";
 pub const EXTRA_QUALITY: &str = "quality";
 /// Extra field: display name of the sender.
 pub const EXTRA_NAME: &str = "name";
+
+// ---------------------------------------------------------------------------
+// Further wire names and payloads (server and client side).
+// ---------------------------------------------------------------------------
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Sent by the stock server to the new owner when a room's owner leaves a
+/// room that is not closed with it (not used by one-way rooms).
+pub const SET_IS_INITIATOR_TRUE: &str = "set-isInitiator-true";
+/// Engine-level disconnect, as seen by socket.io handlers.
+pub const DISCONNECT: &str = "disconnect";
+
+/// Handshake query parameter: the caller's userid.
+pub const QUERY_USERID: &str = "userid";
+/// Handshake query parameter: the room opened or joined at connect time.
+pub const QUERY_SESSIONID: &str = "sessionid";
+/// Handshake query parameter: the relay event name of this socket.
+pub const QUERY_MSG_EVENT: &str = "msgEvent";
+/// Handshake query parameter: the caller's initial extra (JSON).
+pub const QUERY_EXTRA: &str = "extra";
+/// Handshake query parameter: room capacity when this socket opens a room.
+pub const QUERY_MAX_PARTICIPANTS: &str = "maxParticipantsAllowed";
+/// Handshake query parameter: close the room when its owner leaves.
+pub const QUERY_AUTO_CLOSE: &str = "autoCloseEntireSession";
+
+/// Room capacity when the handshake does not name one (the stock default).
+pub const DEFAULT_MAX_PARTICIPANTS: usize = 1000;
+
+/// The handshake query of one socket, as RTCMultiConnection sends it
+/// (protocol notes §6.2). Unknown parameters are ignored, as the stock
+/// server does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandshakeQuery {
+    /// `None` when the client sent no userid (the server then invents one).
+    pub userid: Option<String>,
+    pub sessionid: Option<String>,
+    /// The relay event name; [`DEFAULT_MSG_EVENT`] when absent or empty.
+    pub msg_event: String,
+    /// Parsed `extra`; `{}` when absent or not JSON (as the stock server).
+    pub extra: Value,
+    pub max_participants: usize,
+    pub auto_close: bool,
+    /// The proctor key ([`PROCTOR_KEY_PARAM`]), when given.
+    pub proctor_key: Option<String>,
+}
+
+impl HandshakeQuery {
+    /// Parse a URL query string (`a=b&c=d`, percent-encoded).
+    pub fn parse(query: &str) -> HandshakeQuery {
+        let mut q = HandshakeQuery {
+            userid: None,
+            sessionid: None,
+            msg_event: DEFAULT_MSG_EVENT.to_string(),
+            extra: Value::Object(Default::default()),
+            max_participants: DEFAULT_MAX_PARTICIPANTS,
+            auto_close: false,
+            proctor_key: None,
+        };
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            let non_empty = || (!v.is_empty()).then(|| v.to_string());
+            match k.as_ref() {
+                QUERY_USERID => q.userid = non_empty(),
+                QUERY_SESSIONID => q.sessionid = non_empty(),
+                QUERY_MSG_EVENT => {
+                    if let Some(e) = non_empty() {
+                        q.msg_event = e;
+                    }
+                }
+                QUERY_EXTRA => {
+                    q.extra = serde_json::from_str(&v).unwrap_or(Value::Object(Default::default()))
+                }
+                QUERY_MAX_PARTICIPANTS => {
+                    q.max_participants = v
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .unwrap_or(DEFAULT_MAX_PARTICIPANTS)
+                }
+                QUERY_AUTO_CLOSE => q.auto_close = v == "true",
+                PROCTOR_KEY_PARAM => q.proctor_key = non_empty(),
+                _ => {}
+            }
+        }
+        q
+    }
+}
+
+/// The argument of `open-room` and `join-room` (the fields the server uses;
+/// the rest, such as media constraints, is informational).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct RoomRequest {
+    pub sessionid: String,
+    #[serde(default)]
+    pub session: Value,
+    #[serde(default)]
+    pub extra: Value,
+    #[serde(default)]
+    pub password: Option<Value>,
+    #[serde(default)]
+    pub identifier: Option<Value>,
+}
+
+impl RoomRequest {
+    /// The password as the stock server compares it: absent, null or empty
+    /// means none.
+    pub fn password(&self) -> Option<String> {
+        match &self.password {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// One-way or broadcast sessions close with their owner.
+    pub fn is_one_way(&self) -> bool {
+        let flag = |k: &str| self.session.get(k).and_then(Value::as_bool) == Some(true);
+        flag("oneway") || flag("broadcast")
+    }
+}
+
+/// The relay envelope `{remoteUserId, message, sender}` (protocol notes
+/// §6.5.1). The server adds `extra` (the sender's current extra) when it
+/// relays; other fields are kept as they are.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Envelope {
+    #[serde(rename = "remoteUserId")]
+    pub remote_user_id: String,
+    pub message: Value,
+    pub sender: String,
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, Value>,
+}
+
+impl Envelope {
+    /// A join request (`message.newParticipationRequest`).
+    pub fn is_join_request(&self) -> bool {
+        self.message
+            .get("newParticipationRequest")
+            .and_then(Value::as_bool)
+            == Some(true)
+    }
+
+    /// A leave notice (`message.userLeft`), which does not connect peers.
+    pub fn is_user_left(&self) -> bool {
+        self.message
+            .get("userLeft")
+            .is_some_and(|v| !v.is_null() && v != &Value::Bool(false))
+    }
+}
+
+/// One ICE server in the form the browser's RTCPeerConnection takes it
+/// (also what `/config.json` hands to the student page).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+impl IceServer {
+    /// ICE servers from `--ice URL` (repeatable) and `--turn-user/--turn-pass`:
+    /// one entry per URL; `turn:`/`turns:` URLs carry the credentials.
+    pub fn from_cli(
+        urls: &[String],
+        user: Option<&str>,
+        pass: Option<&str>,
+    ) -> Result<Vec<IceServer>, String> {
+        let mut out = Vec::new();
+        for url in urls {
+            let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
+            let turn = match scheme.as_str() {
+                "stun" | "stuns" => false,
+                "turn" | "turns" => true,
+                _ => {
+                    return Err(format!(
+                        "--ice {url:?}: expected a stun:, stuns:, turn: or turns: URL, e.g. stun:stun.example.org:3478"
+                    ));
+                }
+            };
+            if url.len() <= scheme.len() + 1 {
+                return Err(format!("--ice {url:?}: the URL has no host"));
+            }
+            if turn && (user.is_none() || pass.is_none()) {
+                return Err(format!(
+                    "--ice {url:?}: TURN servers need credentials, add --turn-user USER --turn-pass PASS"
+                ));
+            }
+            out.push(IceServer {
+                urls: vec![url.clone()],
+                username: turn.then(|| user.unwrap_or_default().to_string()),
+                credential: turn.then(|| pass.unwrap_or_default().to_string()),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The body of `/config.json`, read by the student page.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PageConfig {
+    #[serde(rename = "iceServers")]
+    pub ice_servers: Vec<IceServer>,
+}
+
+// Ack reasons of rtcproctor's own rules (the stock server has none of these;
+// stock pages show the text as it is).
+
+/// `join-room` from a socket without the proctor key.
+pub const NEEDS_PROCTOR_KEY: &str =
+    "Viewing needs the proctor key (printed by `rtcproctor serve`; pass it with --proctor-key)";
+/// `join-room` from a socket whose proctor key is wrong.
+pub const WRONG_PROCTOR_KEY: &str =
+    "Wrong proctor key: check the key printed by `rtcproctor serve`";
+/// Too many failed attempts from one client address.
+pub const TOO_MANY_FAILURES: &str =
+    "Too many failed attempts from your address: wait a minute and try again";
+/// `open-room` for a code that is not on the server's roster.
+pub const NOT_ON_ROSTER: &str =
+    "This stream code is not on the exam roster: check the code you were given";
+/// A request whose payload is not what the event needs.
+pub const MALFORMED_REQUEST: &str = "Malformed request";
+/// Too many events from one socket in a short time.
+pub const TOO_MANY_MESSAGES: &str = "Too many messages: slow down";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_query_as_rtcmulticonnection_sends_it() {
+        let q = HandshakeQuery::parse(
+            "userid=stuUser1&sessionid=room1&msgEvent=rtc-video-proctoring&socketCustomEvent=x\
+             &autoCloseEntireSession=false&maxParticipantsAllowed=1000&extra=%7B%22a%22%3A1%7D\
+             &EIO=4&transport=polling&t=abc&proctorKey=k%20y",
+        );
+        assert_eq!(q.userid.as_deref(), Some("stuUser1"));
+        assert_eq!(q.sessionid.as_deref(), Some("room1"));
+        assert_eq!(q.msg_event, RTCPROCTOR_MSG_EVENT);
+        assert_eq!(q.extra, serde_json::json!({"a": 1}));
+        assert_eq!(q.max_participants, 1000);
+        assert!(!q.auto_close);
+        assert_eq!(q.proctor_key.as_deref(), Some("k y"));
+    }
+
+    #[test]
+    fn handshake_query_defaults() {
+        let q = HandshakeQuery::parse("extra=not-json&maxParticipantsAllowed=zero&msgEvent=");
+        assert_eq!(q.userid, None);
+        assert_eq!(q.msg_event, DEFAULT_MSG_EVENT);
+        assert_eq!(q.extra, serde_json::json!({}));
+        assert_eq!(q.max_participants, DEFAULT_MAX_PARTICIPANTS);
+    }
+
+    #[test]
+    fn room_request_and_envelope() {
+        let r: RoomRequest = serde_json::from_value(serde_json::json!({
+            "sessionid": "room1", "session": {"audio": true, "video": true, "oneway": true},
+            "extra": {}, "password": "", "streams": []
+        }))
+        .unwrap();
+        assert!(r.is_one_way());
+        assert_eq!(r.password(), None);
+        let e: Envelope = serde_json::from_value(serde_json::json!({
+            "remoteUserId": "room1", "sender": "m",
+            "message": {"newParticipationRequest": true, "isOneWay": true}
+        }))
+        .unwrap();
+        assert!(e.is_join_request());
+        assert!(!e.is_user_left());
+        let back = serde_json::to_value(&e).unwrap();
+        assert_eq!(back["remoteUserId"], "room1");
+    }
+
+    #[test]
+    fn ice_servers_from_cli() {
+        let urls = vec![
+            "stun:s.example:3478".to_string(),
+            "turn:t.example:3478".to_string(),
+        ];
+        assert!(IceServer::from_cli(&urls, None, None).is_err());
+        let ice = IceServer::from_cli(&urls, Some("u"), Some("p")).unwrap();
+        assert_eq!(ice[0].username, None);
+        assert_eq!(ice[1].credential.as_deref(), Some("p"));
+        assert!(IceServer::from_cli(&["http://x".into()], None, None).is_err());
+        let json = serde_json::to_string(&PageConfig { ice_servers: ice }).unwrap();
+        assert!(json.starts_with("{\"iceServers\":[{\"urls\":[\"stun:s.example:3478\"]}"));
+    }
+}

@@ -2,7 +2,11 @@
 
 mod cli;
 mod codes;
+mod engine;
+mod page;
 mod rust_viewer;
+mod server;
 mod signal_client;
 mod stock_server;
 mod student;
+mod tui;

@@ -1,0 +1,114 @@
+//! The student page end to end: headless Chromium with a fake camera goes
+//! live through the page, a second page running RTCProctor's monitor setup
+//! (RTCMultiConnection 3.7.1) watches it, and the script breaks things on
+//! purpose (server restart, network loss, a viewer leaving). The scenarios
+//! live in tests/node/page-*.js; these tests run them bounded in time and
+//! fail with their log.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Upper bound for one scenario run (the script has its own, shorter one).
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// Kills the child when the test ends in any way.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn node_dir() -> PathBuf {
+    let dir = std::env::var_os("RTCPROCTOR_NODE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/node"));
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir()
+            && dir.join("node_modules/rtcmulticonnection-server").is_dir()
+            && dir
+                .join("rtcmc/package/dist/RTCMultiConnection.js")
+                .is_file(),
+        "node test packages missing in {}: run `scripts/setup --test` (or set RTCPROCTOR_NODE_DIR)",
+        dir.display()
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium missing: run `scripts/setup --test`"
+    );
+    dir
+}
+
+/// Run tests/node/`script` with `args`; panics with its output unless it
+/// exited 0 and printed its PASS line.
+fn run_node(node_flags: &[&str], script: &str, args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/node")
+        .join(script);
+    let mut cmd = Command::new("node");
+    cmd.args(node_flags)
+        .arg(&script)
+        .args(args)
+        .env("RTCPROCTOR_NODE_DIR", node_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = KillOnDrop(cmd.spawn().expect("run node (is nodejs installed?)"));
+    let mut stdout = child.0.stdout.take().expect("stdout");
+    let mut stderr = child.0.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait for node") {
+            break Some(status);
+        }
+        if start.elapsed() > RUN_LIMIT {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    drop(child);
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    // Timings and steps go to the test log (`cargo test -- --nocapture`).
+    println!("{out}");
+    match status {
+        Some(s) if s.success() && out.contains("] PASS") => {}
+        Some(s) => panic!("{script:?} {args:?} failed ({s}):\n{out}\n{err}"),
+        None => panic!("{script:?} {args:?} did not finish in {RUN_LIMIT:?}:\n{out}\n{err}"),
+    }
+}
+
+/// The browser scenario; `RTCPROCTOR_PAGE_SHOTS=DIR` also saves screenshots.
+fn run_scenario(args: &[&str]) {
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.extend(["--timeout-ms".into(), "240000".into()]);
+    if let Some(dir) = std::env::var_os("RTCPROCTOR_PAGE_SHOTS") {
+        args.extend(["--shots".into(), dir.to_string_lossy().into_owned()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_node(&[], "page-e2e.js", &args);
+}
+
+#[test]
+fn page_socket_client_speaks_to_the_stock_server_and_notices_silence() {
+    run_node(&["--experimental-websocket"], "page-sio.js", &[]);
+}
+
+#[test]
+fn student_page_works_with_the_stock_server_and_monitor() {
+    run_scenario(&["--mode", "stock"]);
+}
