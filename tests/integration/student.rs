@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::rust_viewer::{RustViewer, Seen};
 use crate::stock_server::StockServer;
+use rtcproctor::signal::server::{ServerConfig, start as start_server};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -279,15 +280,30 @@ fn student_command_goes_live_and_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_rtcproctor_monitor_in_chromium_watches_the_synthetic_student() {
     let server = StockServer::start();
+    chromium_monitor_watches(&server.url()).await;
+}
+
+/// The same through our server, in its compatibility mode for the stock
+/// monitor page (open viewing: the page cannot send a proctor key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_rtcproctor_monitor_watches_the_synthetic_student_through_our_server() {
+    let mut config = ServerConfig::loopback();
+    config.open_viewing = true;
+    let server = start_server(config).await.expect("our server");
+    chromium_monitor_watches(&url::Url::parse(server.base_url()).expect("url")).await;
+    server.shutdown().await;
+}
+
+async fn chromium_monitor_watches(server_url: &url::Url) {
     let node_dir = crate::stock_server::node_dir();
     let started_ms = unix_ms();
-    let mut stu = start(config(&server.url(), "chromium-room", Schedule::default()));
+    let mut stu = start(config(server_url, "chromium-room", Schedule::default()));
     wait_event(&mut stu, "live", |e| matches!(e, StudentEvent::Live { .. })).await;
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/rtcmc_monitor.js");
     let run = tokio::process::Command::new("node")
         .arg(script)
-        .arg(server.url().as_str())
+        .arg(server_url.as_str())
         .arg("chromium-room")
         .arg("25")
         .env("RTCPROCTOR_NODE_DIR", &node_dir)
@@ -396,4 +412,73 @@ async fn student_reopens_its_room_after_the_server_restarts() {
     let mut viewer = RustViewer::join(&server.url(), "restart-room", "monRestart").await;
     let (_, idr) = next_marked(&mut viewer).await;
     assert!(idr);
+}
+
+/// Through our server: the viewer needs the proctor key; the student, like
+/// the page, needs none. Frames decode with readable marks; a viewer without
+/// the key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn student_streams_to_a_rust_viewer_through_our_server() {
+    let server = start_server(ServerConfig::loopback())
+        .await
+        .expect("our server");
+    let url = url::Url::parse(server.base_url()).expect("url");
+    let schedule = Schedule {
+        chat_every: Some(Duration::from_millis(700)),
+        ..Default::default()
+    };
+    let mut stu = start(config(&url, "ours-room", schedule));
+    wait_event(&mut stu, "live", |e| matches!(e, StudentEvent::Live { .. })).await;
+
+    let cfg =
+        rtcproctor::signal::client::ClientConfig::rtcproctor(url.clone(), "noKey", "ours-room");
+    let (nokey, _rx) = rtcproctor::signal::client::SignalClient::connect(cfg)
+        .await
+        .expect("connect without key");
+    let refused = nokey
+        .emit_with_ack(
+            "join-room",
+            vec![json!({"sessionid": "ours-room", "session": {"audio": true, "video": true, "oneway": true},
+                "extra": {}, "password": ""})],
+            T,
+        )
+        .await
+        .expect("join ack");
+    assert_eq!(refused[0], json!(false), "{refused:?}");
+    nokey.close().await;
+
+    let mut viewer =
+        RustViewer::join_with_key(&url, "ours-room", "monOurs", Some(server.proctor_key())).await;
+    let (first, idr) = next_marked(&mut viewer).await;
+    assert!(idr);
+    let mut last = first;
+    for _ in 0..5 {
+        let (m, _) = next_marked(&mut viewer).await;
+        assert!(m.counter > last.counter);
+        last = m;
+    }
+    viewer.send_pli().await;
+    let mut got_idr = false;
+    for _ in 0..10 {
+        if next_marked(&mut viewer).await.1 {
+            got_idr = true;
+            break;
+        }
+    }
+    assert!(got_idr, "no keyframe within 10 frames after PLI");
+    timeout(T, async {
+        loop {
+            if let Seen::Signal(name, args) = viewer.seen.recv().await.expect("viewer runs")
+                && name == "extra-data-updated"
+                && args[1]["message"].as_str().is_some_and(|m| !m.is_empty())
+            {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("chat through our server");
+    viewer.leave().await;
+    drop(stu);
+    server.shutdown().await;
 }
