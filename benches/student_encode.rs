@@ -23,8 +23,16 @@ fn main() {
         "| size@fps | draw mean | encode mean | encode p50 | encode p95 | bytes/frame | kbit/s | one core's share per student |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (w, h, fps) in [(320usize, 240usize, 5u32), (640, 480, 20)] {
+    for (w, h, fps, texture) in [
+        (320usize, 240usize, 5u32, false),
+        (640, 480, 20, false),
+        (320, 240, 5, true),
+        (640, 480, 20, true),
+    ] {
         let mut pattern = Pattern::new(w, h, "Benchmark Student 42").expect("pattern");
+        if texture {
+            pattern = pattern.with_texture();
+        }
         let mut encoder = VideoEncoder::new(w, h, fps).expect("encoder");
         let (mut draw, mut encode, mut bytes) = (Vec::new(), Vec::new(), 0usize);
         for i in 0..FRAMES {
@@ -46,7 +54,8 @@ fn main() {
         let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len() as u32;
         let per_frame = mean(&draw) + mean(&encode);
         println!(
-            "| {w}x{h}@{fps} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {} | {:.0} | {:.2} % |",
+            "| {w}x{h}@{fps}{} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {} | {:.0} | {:.2} % |",
+            if texture { " --texture" } else { "" },
             ms(mean(&draw)),
             ms(mean(&encode)),
             ms(percentile(&encode, 0.5)),

@@ -175,6 +175,7 @@ pub fn configs_from_args(args: &StudentArgs) -> Result<Vec<StudentConfig>> {
             width,
             height,
             fps: args.fps,
+            texture: args.texture,
             audio: !args.no_audio,
             ice_servers: ice_servers.clone(),
             udp_bind: vec![args.udp_bind.clone()],

@@ -51,6 +51,8 @@ pub struct StudentConfig {
     pub width: usize,
     pub height: usize,
     pub fps: u32,
+    /// Camera-like texture and noise (benchmarks): see `Pattern::with_texture`.
+    pub texture: bool,
     /// Send an Opus (silence) track besides the video, like the page.
     pub audio: bool,
     pub ice_servers: Vec<RTCIceServer>,
@@ -125,7 +127,7 @@ pub async fn run(
     cancel: CancellationToken,
     events: Option<mpsc::Sender<StudentEvent>>,
 ) -> Result<()> {
-    let video = VideoSource::start(cfg.width, cfg.height, cfg.fps, &cfg.name)?;
+    let video = VideoSource::start(cfg.width, cfg.height, cfg.fps, &cfg.name, cfg.texture)?;
     let mut student = Student {
         userid: cfg.userid.clone().unwrap_or_else(new_userid),
         extra: json!({ EXTRA_NAME: cfg.name }),

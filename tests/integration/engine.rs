@@ -898,6 +898,7 @@ async fn engine_reads_the_synthetic_students_marks() {
         width: 320,
         height: 240,
         fps: 10,
+        texture: false,
         audio: true,
         ice_servers: vec![],
         udp_bind: vec!["127.0.0.1:0".into()],

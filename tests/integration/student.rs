@@ -30,6 +30,7 @@ fn config(server: &url::Url, code: &str, schedule: Schedule) -> StudentConfig {
         width: 320,
         height: 240,
         fps: 10,
+        texture: false,
         audio: true,
         ice_servers: vec![],
         udp_bind: vec!["127.0.0.1:0".to_string()],
