@@ -33,7 +33,12 @@ fn main() {
         if texture {
             pattern = pattern.with_texture();
         }
-        let mut encoder = VideoEncoder::new(w, h, fps).expect("encoder");
+        let mut encoder = if texture {
+            VideoEncoder::rate_controlled(w, h, fps)
+        } else {
+            VideoEncoder::new(w, h, fps)
+        }
+        .expect("encoder");
         let (mut draw, mut encode, mut bytes) = (Vec::new(), Vec::new(), 0usize);
         for i in 0..FRAMES {
             let marks = Marks {

@@ -124,8 +124,9 @@ struct Texture {
 
 /// Pixels the texture drifts per frame.
 const TEXTURE_DRIFT: usize = 2;
-/// Peak sensor noise added per pixel and frame (luma steps).
-const NOISE: u64 = 4;
+/// Peak sensor noise added per pixel and frame (luma steps): more makes the
+/// stream mostly incompressible noise, far beyond what a webcam costs.
+const NOISE: u64 = 1;
 
 impl Pattern {
     /// A pattern of `width` x `height` (even, at least 32x24) with `name`.
@@ -518,7 +519,12 @@ mod tests {
             if texture {
                 pattern = pattern.with_texture();
             }
-            let mut enc = super::super::encoder::VideoEncoder::new(w, h, 5).expect("encoder");
+            let mut enc = if texture {
+                super::super::encoder::VideoEncoder::rate_controlled(w, h, 5)
+            } else {
+                super::super::encoder::VideoEncoder::new(w, h, 5)
+            }
+            .expect("encoder");
             let mut dec = openh264::decoder::Decoder::new().expect("decoder");
             let mut read = 0;
             for i in 0..12u32 {

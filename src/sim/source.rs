@@ -46,7 +46,11 @@ impl VideoSource {
         if texture {
             pattern = pattern.with_texture();
         }
-        let mut encoder = VideoEncoder::new(width, height, fps)?;
+        let mut encoder = if texture {
+            VideoEncoder::rate_controlled(width, height, fps)?
+        } else {
+            VideoEncoder::new(width, height, fps)?
+        };
         let (frames, _) = broadcast::channel(FRAME_QUEUE);
         let keyframe = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
