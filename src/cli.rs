@@ -382,4 +382,7 @@ pub struct DemoArgs {
     /// Address of the embedded server.
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR:PORT")]
     pub bind: SocketAddr,
+    /// Colour theme: default, light, high-contrast, or a path to a theme TOML file.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub theme: String,
 }

@@ -18,6 +18,7 @@
 //!   latest-frame slots.
 //! - [`proctor`]: the monitor engine: one state per roster student, the
 //!   events the dashboard draws and the commands it sends; headless mode.
+//! - [`demo`]: `rtcproctor demo`, everything at once on loopback.
 //! - [`tui`]: the ratatui dashboard (app state, views, themes, keymap).
 //! - [`web`]: the student page, embedded into the binary.
 //! - [`sim`]: synthetic students streaming an H.264 test pattern.
@@ -27,6 +28,7 @@
 
 pub mod cli;
 pub mod codes;
+pub mod demo;
 pub mod error;
 pub mod media;
 pub mod proctor;
@@ -62,7 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Monitor(args) => proctor::run_monitor(args).await,
             Command::Codes(cmd) => codes::run(cmd),
             Command::Student(args) => sim::run_student(args).await,
-            Command::Demo(args) => tui::run_demo(args).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Report(args) => store::report::run(args),
         }
     })

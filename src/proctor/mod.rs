@@ -21,6 +21,7 @@ use crate::{Error, Result};
 
 pub mod engine;
 pub mod headless;
+pub mod recording;
 pub mod student;
 
 pub use engine::{EngineConfig, Timing};
@@ -124,6 +125,12 @@ pub enum EngineEvent {
     FrameReady { student: StudentId },
     /// The signalling connection went up or down.
     Server { connected: bool, detail: String },
+    /// The picture of a live student turned black or froze (`Some`), or
+    /// is fine again (`None`). From decoded pictures, so on-screen students.
+    Camera {
+        student: StudentId,
+        problem: Option<crate::media::camera_check::CameraProblem>,
+    },
     /// A snapshot was written.
     Snapshot { student: StudentId, path: String },
     /// Something the proctor should read (a warning worded for users).
@@ -230,16 +237,63 @@ pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
     };
     let mut config = config;
     config.media.ice_servers = ice;
+    let record = open_record(&args, &roster);
     let engine = engine::start(roster, config)?;
+    let opts = recording::RecordingOptions {
+        snapshot_every: (args.snapshot_every > 0)
+            .then(|| std::time::Duration::from_secs(args.snapshot_every * 60)),
+        ..Default::default()
+    };
+    let engine = recording::attach(engine, record, opts);
     let result = if args.headless {
         headless::run(engine).await
     } else {
-        Err(Error::NotAvailable("monitor without --headless"))
+        match crate::tui::DashboardOptions::from_monitor_args(&args) {
+            Ok(mut opts) => {
+                // The link printed on stderr is hidden by the dashboard.
+                opts.startup_notice = server
+                    .as_ref()
+                    .map(|s| format!("students join at {}", s.student_link("CODE")));
+                crate::tui::run_dashboard(engine, opts).await
+            }
+            Err(e) => Err(e),
+        }
     };
     if let Some(server) = server {
         server.shutdown().await;
     }
     result
+}
+
+/// Open this proctor's record of the session (resuming it if it exists).
+/// An error is worded for the proctor; the monitor runs on without a record.
+fn open_record(
+    args: &MonitorArgs,
+    roster: &crate::roster::Roster,
+) -> std::result::Result<(crate::store::Recorder, Option<crate::store::SessionSummary>), String> {
+    use crate::store::{
+        Recorder, SessionDir, default_session_name, proctor_name, report::fmt_time, sessions_dir,
+    };
+    let today = fmt_time(crate::store::entry::now_ms());
+    let name = args
+        .session
+        .clone()
+        .unwrap_or_else(|| default_session_name(&args.roster, &today[..10]));
+    let dir = SessionDir::new(&sessions_dir(), &name);
+    let resuming = dir.exists();
+    let (rec, prev) = Recorder::start(dir.clone(), &proctor_name(), roster, |m| {
+        tracing::error!("{m}")
+    })
+    .map_err(|e| {
+        format!("no session record: {e} (set RTCPROCTOR_DATA_DIR to a writable directory)")
+    })?;
+    eprintln!(
+        "rtcproctor: {} session \"{}\" in {}",
+        if resuming { "resuming" } else { "recording" },
+        dir.name,
+        dir.path.display()
+    );
+    Ok((rec, prev))
 }
 
 /// Start the embedded signalling server and tell the proctor how students

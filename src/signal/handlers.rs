@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use axum::extract::ConnectInfo;
 use serde_json::{Value, json};
-use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::socket::DisconnectReason;
+use socketioxide::{SendError, SocketError, SocketIo};
 
 use super::protocol::{self as p, Envelope, HandshakeQuery, RoomRequest};
 use super::rooms::{Connect, ConnectOutcome, Effect, KeyStatus, Registry, Verdict};
@@ -81,8 +81,13 @@ pub fn apply(io: &SocketIo, effects: Vec<Effect>) {
                     [a, b] => s.emit(&event, &(a, b)),
                     [a, b, c, ..] => s.emit(&event, &(a, b, c)),
                 };
-                if let Err(e) = r {
-                    tracing::debug!(sid = %to, %event, "emit failed: {e}");
+                match r {
+                    Ok(()) => {}
+                    Err(SendError::Socket(SocketError::InternalChannelFull)) => tracing::warn!(
+                        sid = %to, %event,
+                        "dropped a message: the client reads too slowly (its send queue is full)"
+                    ),
+                    Err(e) => tracing::debug!(sid = %to, %event, "emit failed: {e}"),
                 }
             }
             Effect::Disconnect(sid) => {
@@ -116,12 +121,22 @@ fn client_ip(s: &SocketRef) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-/// A new socket: register it (or take over its userid, or refuse it) and
-/// install the handlers, including the relay under its own `msgEvent` name.
-pub fn on_connect(shared: &Arc<Shared>, io: &SocketIo, s: SocketRef) {
+/// Effects for a socket that is still connecting; applied by [`on_connected`]
+/// once socket.io has sent the CONNECT packet (emits need a connected socket).
+#[derive(Clone)]
+struct Pending(Vec<Effect>);
+
+/// Connect middleware: register the socket (or take over its userid, or
+/// refuse it) and install its handlers, including the relay under its own
+/// `msgEvent` name. It runs before socket.io answers the client's CONNECT:
+/// socketioxide runs the connect handler on a task spawned after that
+/// answer, and a client that emits at once (RTCMultiConnection sends
+/// `open-room` right after connecting) would otherwise race it and have its
+/// first events dropped for want of a handler.
+pub fn on_connecting(shared: &Arc<Shared>, io: &SocketIo, s: &SocketRef) {
     let query = HandshakeQuery::parse(s.req_parts().uri.query().unwrap_or(""));
     let key = shared.key_status(query.proctor_key.as_deref());
-    let ip = client_ip(&s);
+    let ip = client_ip(s);
     let outcome = shared.registry().connect(
         Connect {
             sid: s.id,
@@ -132,23 +147,40 @@ pub fn on_connect(shared: &Arc<Shared>, io: &SocketIo, s: SocketRef) {
         },
         Instant::now(),
     );
-    let (userid, msg_event, effects) = match outcome {
+    let effects = match outcome {
         ConnectOutcome::Refused { reason, effects } => {
             tracing::warn!(sid = %s.id, %ip, "refusing socket: {reason}");
-            apply(io, effects);
-            return;
+            effects
         }
         ConnectOutcome::Registered {
             userid,
             msg_event,
             effects,
-        } => (userid, msg_event, effects),
+        } => {
+            if effects.iter().any(|e| matches!(e, Effect::Disconnect(_))) {
+                tracing::info!(%userid, "userid reconnected: the new socket takes over from the old one");
+            }
+            tracing::info!(sid = %s.id, %userid, %ip, ?key, "socket connected");
+            install_handlers(shared, s, msg_event);
+            effects
+        }
     };
-    if effects.iter().any(|e| matches!(e, Effect::Disconnect(_))) {
-        tracing::info!(%userid, "userid reconnected: the new socket takes over from the old one");
-    }
-    tracing::info!(sid = %s.id, %userid, %ip, ?key, "socket connected");
+    // Effects on other sockets now; effects on this one once it is connected.
+    let (mine, others): (Vec<_>, Vec<_>) = effects.into_iter().partition(|e| match e {
+        Effect::Emit { to, .. } | Effect::Disconnect(to) => *to == s.id,
+    });
+    apply(io, others);
+    s.extensions.insert(Pending(mine));
+}
 
+/// Connect handler: carry out what [`on_connecting`] left for this socket.
+pub fn on_connected(io: &SocketIo, s: &SocketRef) {
+    if let Some(Pending(effects)) = s.extensions.remove::<Pending>() {
+        apply(io, effects);
+    }
+}
+
+fn install_handlers(shared: &Arc<Shared>, s: &SocketRef, msg_event: String) {
     let sh = shared.clone();
     s.on(
         p::OPEN_ROOM,
@@ -207,7 +239,28 @@ pub fn on_connect(shared: &Arc<Shared>, io: &SocketIo, s: SocketRef) {
             async move { on_disconnect(&sh, &io, &s, reason) }
         },
     );
-    apply(io, effects);
+}
+
+/// Forget registered sockets that socket.io no longer knows (a client that
+/// vanished while connecting never gets a disconnect callback). A socket is
+/// reaped when it was missing at two sweeps in a row, so one that is just
+/// connecting is left alone. Returns the sockets missing at this sweep.
+pub fn reap(
+    shared: &Shared,
+    io: &SocketIo,
+    missing_before: &[socketioxide::socket::Sid],
+) -> Vec<socketioxide::socket::Sid> {
+    let sids = shared.registry().sids();
+    let missing: Vec<_> = sids
+        .into_iter()
+        .filter(|sid| io.get_socket(*sid).is_none())
+        .collect();
+    for sid in missing.iter().filter(|sid| missing_before.contains(sid)) {
+        let effects = shared.registry().disconnect(*sid);
+        tracing::info!(%sid, "reaped a socket that went away while connecting");
+        apply(io, effects);
+    }
+    missing
 }
 
 fn open_room(sh: &Shared, io: &SocketIo, s: &SocketRef, ack: AckSender, data: Option<Value>) {

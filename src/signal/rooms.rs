@@ -336,6 +336,11 @@ impl Registry {
         self.rooms.len()
     }
 
+    /// Every registered socket.
+    pub fn sids(&self) -> Vec<Sid> {
+        self.sids.keys().copied().collect()
+    }
+
     /// The userid of a registered socket.
     pub fn userid(&self, sid: Sid) -> Option<&str> {
         self.sids.get(&sid).map(String::as_str)
@@ -632,7 +637,7 @@ impl Registry {
                 Some(r) if r.password.is_some() && r.password != req.password() => {
                     Some(p::INVALID_PASSWORD)
                 }
-                Some(r) if r.participants.iter().any(|x| *x == userid) => None,
+                Some(r) if r.participants.contains(&userid) => None,
                 Some(r) if r.participants.len() >= r.max_participants => {
                     return (fail(p::ROOM_FULL), effects);
                 }
@@ -688,7 +693,7 @@ impl Registry {
         if env.is_join_request()
             && let Some(room) = self.rooms.get(&target)
         {
-            if !room.participants.iter().any(|x| *x == userid) {
+            if !room.participants.contains(&userid) {
                 return Err(format!(
                     "join request for room {target:?} which this socket has not joined"
                 ));
@@ -733,7 +738,7 @@ impl Registry {
         }
         let (peer_sid, peer_event) = (peer.sid, peer.msg_event.clone());
         let mut effects = Vec::new();
-        let connected = me.connected_with.iter().any(|x| *x == target);
+        let connected = me.connected_with.contains(&target);
         if !env.is_user_left() && !connected {
             effects.push(emit(sid, p::USER_CONNECTED, vec![json!(target)]));
             effects.push(emit(peer_sid, p::USER_CONNECTED, vec![json!(userid)]));
@@ -745,7 +750,7 @@ impl Registry {
             }
         }
         let me = &self.users[&userid];
-        if me.connected_with.iter().any(|x| *x == target) {
+        if me.connected_with.contains(&target) {
             env.rest.insert("extra".into(), me.extra.clone());
             let value = serde_json::to_value(&env).map_err(|e| e.to_string())?;
             effects.push(emit(peer_sid, &peer_event, vec![value]));
@@ -826,10 +831,14 @@ impl Registry {
                     Value::Object(o) => Value::Object(o.clone()),
                     other => json!({ "value": other }),
                 };
-                extra["_room"] = json!({
-                    "isFull": room.participants.len() >= room.max_participants,
-                    "isPasswordProtected": room.password.is_some(),
-                });
+                // The stock server leaves `isPasswordProtected` out (undefined)
+                // when the room has no password; clients only test truthiness.
+                let mut info =
+                    json!({ "isFull": room.participants.len() >= room.max_participants });
+                if room.password.is_some() {
+                    info["isPasswordProtected"] = json!(true);
+                }
+                extra["_room"] = info;
                 vec![json!(true), json!(roomid), extra]
             }
             _ => absent(roomid),

@@ -20,8 +20,11 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::RustlsAcceptor;
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
+use socketioxide::handler::ConnectHandler;
 use tower_http::cors::CorsLayer;
 
 use super::handlers::{self, Shared};
@@ -106,6 +109,8 @@ pub struct ServerHandle {
     io: SocketIo,
     http: axum_server::Handle<SocketAddr>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Sweeps registry entries of sockets that vanished while connecting.
+    reaper: tokio::task::JoinHandle<()>,
     shared: Arc<Shared>,
 }
 
@@ -150,6 +155,7 @@ impl ServerHandle {
 
     /// Disconnect every socket, stop accepting, and wait for the server task.
     pub async fn shutdown(mut self) {
+        self.reaper.abort();
         self.io.close().await;
         self.http.graceful_shutdown(Some(Duration::from_secs(2)));
         if let Some(task) = self.task.take() {
@@ -164,6 +170,7 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
+        self.reaper.abort();
         if self.task.is_some() {
             self.http.shutdown();
         }
@@ -231,15 +238,35 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle> {
         proctor_key: proctor_key.clone(),
     });
     let (layer, io) = SocketIo::builder()
+        // Packets queued per client before emits to it fail: a polling
+        // student with several proctors gathering ICE gets bursts of
+        // relays between two polls (the default is 128).
+        .max_buffer_size(1024)
         .max_payload(config.limits.max_payload)
         .ws_max_message_size(config.limits.max_payload as usize)
         .ws_max_frame_size(config.limits.max_payload as usize)
         .build_layer();
     let sh = shared.clone();
-    io.ns("/", move |s: SocketRef, io: SocketIo| {
+    let connecting = move |s: SocketRef, io: SocketIo| {
         let sh = sh.clone();
-        async move { handlers::on_connect(&sh, &io, s) }
-    });
+        async move {
+            handlers::on_connecting(&sh, &io, &s);
+            Ok::<(), std::convert::Infallible>(())
+        }
+    };
+    let connected = async |s: SocketRef, io: SocketIo| handlers::on_connected(&io, &s);
+    io.ns("/", connected.with(connecting));
+    let reaper = {
+        let (sh, io) = (shared.clone(), io.clone());
+        tokio::spawn(async move {
+            let mut missing = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                missing = handlers::reap(&sh, &io, &missing);
+            }
+        })
+    };
 
     let page_config = Arc::new(
         serde_json::to_string(&PageConfig {
@@ -271,19 +298,18 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle> {
     let http = axum_server::Handle::new();
     let make = app.into_make_service_with_connect_info::<SocketAddr>();
     let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
+    // Signalling messages are small and latency-bound: no Nagle delay
+    // (the default acceptor leaves it on; Node's http server turns it off).
+    let plain = axum_server::from_tcp(listener)
+        .map_err(|e| Error::bind(addr, e))?
+        .handle(http.clone());
     let task = match tls {
-        None => {
-            let server = axum_server::from_tcp(listener)
-                .map_err(|e| Error::bind(addr, e))?
-                .handle(http.clone());
-            tokio::spawn(server.serve(make))
-        }
-        Some(tls) => {
-            let server = axum_server::from_tcp_rustls(listener, tls.config)
-                .map_err(|e| Error::bind(addr, e))?
-                .handle(http.clone());
-            tokio::spawn(server.serve(make))
-        }
+        None => tokio::spawn(plain.acceptor(NoDelayAcceptor::new()).serve(make)),
+        Some(tls) => tokio::spawn(
+            plain
+                .acceptor(RustlsAcceptor::new(tls.config).acceptor(NoDelayAcceptor::new()))
+                .serve(make),
+        ),
     };
     tracing::info!(%addr, %base_url, "signalling server listening");
     Ok(ServerHandle {
@@ -294,6 +320,7 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle> {
         io,
         http,
         task: Some(task),
+        reaper,
         shared,
     })
 }
@@ -359,12 +386,21 @@ pub async fn run_serve(args: ServeArgs) -> Result<()> {
         println!("  roster:        {n} codes may go live");
     }
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| Error::Other(anyhow::anyhow!("cannot wait for Ctrl-C: {e}")))?;
+    stop_signal().await?;
     println!("stopping");
     server.shutdown().await;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from a service manager.
+async fn stop_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| Error::Other(anyhow::anyhow!("cannot watch for SIGTERM: {e}")))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| Error::Other(anyhow::anyhow!("cannot wait for Ctrl-C: {e}"))),
+        _ = term.recv() => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::media::camera_check::CameraProblem;
 use crate::proctor::{EngineEvent, Party, StreamState};
 
 /// Version written into the session header.
@@ -65,6 +66,12 @@ pub enum EntryKind {
         height: u32,
         kbps: f32,
         loss: f32,
+    },
+    /// A camera turned black or froze (`problem`), or recovered (`None`).
+    Camera {
+        student: String,
+        #[serde(default)]
+        problem: Option<CameraProblem>,
     },
     /// A snapshot file, relative to the session directory.
     Snapshot {
@@ -165,6 +172,13 @@ impl Entry {
                     student: student.0.clone(),
                     path: path.clone(),
                     reason: String::new(),
+                },
+            ),
+            EngineEvent::Camera { student, problem } => (
+                now,
+                EntryKind::Camera {
+                    student: student.0.clone(),
+                    problem: *problem,
                 },
             ),
             EngineEvent::FrameReady { .. }

@@ -83,10 +83,19 @@ impl Recorder {
         if let Some(mut entry) = Entry::from_event(ev) {
             // Snapshot paths are kept relative to the session directory so
             // the directory can be moved or archived whole.
-            if let EntryKind::Snapshot { path, .. } = &mut entry.kind
-                && let Ok(rel) = std::path::Path::new(path.as_str()).strip_prefix(&self.dir.path)
-            {
-                *path = rel.to_string_lossy().into_owned();
+            if let EntryKind::Snapshot { path, reason, .. } = &mut entry.kind {
+                if let Ok(rel) = std::path::Path::new(path.as_str()).strip_prefix(&self.dir.path) {
+                    *path = rel.to_string_lossy().into_owned();
+                }
+                // Automatic snapshots end their file name with the reason.
+                if let Some(stem) = std::path::Path::new(path.as_str()).file_stem() {
+                    let stem = stem.to_string_lossy();
+                    if let Some((_, r)) = stem.rsplit_once('-')
+                        && ["attention", "black", "frozen", "periodic"].contains(&r)
+                    {
+                        *reason = r.to_string();
+                    }
+                }
             }
             self.writer.write(entry);
         }

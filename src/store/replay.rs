@@ -64,6 +64,8 @@ pub struct StudentSummary {
     /// Attention requests from proctors to this student.
     pub proctor_attention: Vec<u64>,
     pub snapshots: Vec<Snapshot>,
+    /// Camera problems (black, frozen) and recoveries, in order.
+    pub camera: Vec<(u64, Option<crate::media::camera_check::CameraProblem>)>,
 }
 
 impl StudentSummary {
@@ -78,6 +80,7 @@ impl StudentSummary {
             attention: Vec::new(),
             proctor_attention: Vec::new(),
             snapshots: Vec::new(),
+            camera: Vec::new(),
         }
     }
 
@@ -312,6 +315,10 @@ impl SessionSummary {
                         path: path.clone(),
                         reason: reason.clone(),
                     });
+                }
+                EntryKind::Camera { student, problem } => {
+                    let i = ensure(student, "", &mut students, &mut index);
+                    students[i].camera.push((t, *problem));
                 }
                 EntryKind::Stats { .. } | EntryKind::Action { .. } => {}
             }

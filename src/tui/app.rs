@@ -89,6 +89,8 @@ pub struct Tile {
     /// When this proctor raised attention to the student.
     pub pinged_at: Option<SystemTime>,
     pub chat: Vec<ChatLine>,
+    /// The camera shows black or a still picture.
+    pub camera: Option<crate::media::camera_check::CameraProblem>,
 }
 
 impl Tile {
@@ -106,6 +108,7 @@ impl Tile {
             attention_since: None,
             pinged_at: None,
             chat: Vec::new(),
+            camera: None,
         }
     }
 
@@ -503,6 +506,19 @@ impl App {
                 );
             }
             EngineEvent::Notice { text } => self.set_notice(&sanitize::clean(&text), false),
+            EngineEvent::Camera { student, problem } => {
+                let i = self.ensure(&student);
+                self.tiles[i].camera = problem;
+                if let Some(p) = problem {
+                    let what = match p {
+                        crate::media::camera_check::CameraProblem::Black => "camera is black",
+                        crate::media::camera_check::CameraProblem::Frozen => "picture is frozen",
+                    };
+                    let msg = format!("{}: {what}", self.tiles[i].label());
+                    self.set_notice(&msg, true);
+                }
+                self.dirty = true;
+            }
         }
     }
 

@@ -332,7 +332,7 @@ async fn run(
                         packet_loss: 0.0,
                         frame_age_ms: shown.then_some(40),
                         audio_level: ((t * 1.3 + i as f32).sin() * 0.5 + 0.5).clamp(0.0, 1.0),
-                        ..Default::default()
+                        ..StreamStats::default()
                     };
                     let _ = tx.try_send(EngineEvent::Stats { student: s.id.clone(), stats });
                 }

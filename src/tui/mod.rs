@@ -21,7 +21,9 @@
 //!   [`keymap`]: keys to actions; [`input`]: line editing.
 //! - [`view`]: drawing (grid, tile, thumbnail, chat, off-air list, help,
 //!   enlarged view, header/footer) and the shared [`view::layout`].
-//! - [`halfblock`]: pictures to half-block cells; [`pacer`]: throughput
+//! - [`halfblock`]: pictures to half-block cells (the default, works over
+//!   ssh and tmux); [`kitty`]: the kitty graphics protocol
+//!   (`--graphics kitty`); [`pacer`]: throughput
 //!   metering and adaptation; [`theme`]: semantic styles from TOML;
 //!   [`notify`]: bell, OSC 9/777, desktop; [`sanitize`]: network text.
 //! - [`fake`]: a fake engine for tests, benchmarks and development.
@@ -31,6 +33,7 @@ pub mod fake;
 pub mod halfblock;
 pub mod input;
 pub mod keymap;
+pub mod kitty;
 pub mod msg;
 pub mod notify;
 pub mod pacer;
@@ -64,7 +67,7 @@ pub use pacer::{Meter, MeteredWriter, Pacer};
 pub use theme::Theme;
 pub use view::ColorDepth;
 
-use crate::cli::{DemoArgs, GraphicsMode, MonitorArgs};
+use crate::cli::{GraphicsMode, MonitorArgs};
 use crate::proctor::{EngineCommand, EngineEvent, EngineHandle, FrameSlots};
 use crate::roster::Roster;
 use crate::{Error, Result};
@@ -89,6 +92,8 @@ pub struct DashboardOptions {
     pub tile_fps: f64,
     /// Key bindings (defaults, plus the user's keys.toml).
     pub keymap: keymap::Keymap,
+    /// Shown in the footer at start (e.g. where students connect).
+    pub startup_notice: Option<String>,
     /// Benchmark knobs (from RTCPROCTOR_DASH_BENCH).
     pub bench: BenchOptions,
 }
@@ -105,6 +110,7 @@ impl Default for DashboardOptions {
             max_fps: 12.0,
             tile_fps: 10.0,
             keymap: keymap::Keymap::default(),
+            startup_notice: None,
             bench: BenchOptions::default(),
         }
     }
@@ -209,11 +215,6 @@ pub fn default_snapshot_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("snapshots"))
 }
 
-/// Entry point of `rtcproctor demo` (wired to the engine at integration).
-pub async fn run_demo(_args: DemoArgs) -> Result<()> {
-    Err(Error::NotAvailable("demo"))
-}
-
 /// `monitor --fake-engine N`: the dashboard on the fake engine, with the
 /// roster file's students (extended with generated ones up to N).
 pub async fn run_fake_monitor(args: MonitorArgs) -> Result<()> {
@@ -277,6 +278,7 @@ impl Term {
             ))
         })?;
         self.active = true;
+        set_ui_thread(true);
         let w = self.terminal.backend_mut();
         execute!(
             w,
@@ -301,6 +303,7 @@ impl Term {
     fn leave(&mut self) {
         if self.active {
             self.active = false;
+            set_ui_thread(false);
             let w = self.terminal.backend_mut();
             let _ = execute!(
                 w,
@@ -335,23 +338,49 @@ impl Drop for Term {
     }
 }
 
-/// Restore the terminal before the panic message is printed, so a crash
-/// never leaves the proctor's shell in raw mode.
+/// The thread that draws, while the dashboard owns the terminal.
+static UI_THREAD: std::sync::Mutex<Option<std::thread::ThreadId>> = std::sync::Mutex::new(None);
+
+fn set_ui_thread(active: bool) {
+    if let Ok(mut t) = UI_THREAD.lock() {
+        *t = active.then(|| std::thread::current().id());
+    }
+}
+
+/// Panics while the dashboard owns the terminal.
+///
+/// On the drawing thread: restore the terminal first, so the panic report is
+/// readable and the shell is not left in raw mode. On other threads (a task
+/// of the engine, say) the dashboard keeps running: the report goes to the
+/// log file instead of tearing the screen.
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let mut out = std::io::stdout();
-            let _ = execute!(
-                out,
-                DisableBracketedPaste,
-                DisableMouseCapture,
-                LeaveAlternateScreen,
-                cursor::Show
-            );
-            let _ = disable_raw_mode();
-            previous(info);
+            let ui = UI_THREAD.lock().ok().and_then(|t| *t);
+            match ui {
+                Some(id) if id != std::thread::current().id() => {
+                    tracing::error!(
+                        "panic in a background task: {info}\n{}",
+                        std::backtrace::Backtrace::force_capture()
+                    );
+                }
+                Some(_) => {
+                    let mut out = std::io::stdout();
+                    let _ = execute!(
+                        out,
+                        DisableBracketedPaste,
+                        DisableMouseCapture,
+                        LeaveAlternateScreen,
+                        cursor::Show
+                    );
+                    let _ = disable_raw_mode();
+                    set_ui_thread(false);
+                    previous(info);
+                }
+                None => previous(info),
+            }
         }));
     });
 }
@@ -382,8 +411,12 @@ pub async fn run_dashboard(handle: EngineHandle, opts: DashboardOptions) -> Resu
     };
     let mut app = App::new(&roster, term.size(), SystemTime::now(), app_options);
     app.set_keymap(opts.keymap.clone());
+    if let Some(text) = &opts.startup_notice {
+        app.set_notice(text, false);
+    }
+    let use_kitty = opts.graphics == GraphicsMode::Kitty;
     match opts.graphics {
-        GraphicsMode::Auto | GraphicsMode::Halfblocks => {}
+        GraphicsMode::Auto | GraphicsMode::Halfblocks | GraphicsMode::Kitty => {}
         other => app.set_notice(
             &format!(
                 "--graphics {} is not available yet: drawing with half-blocks",
@@ -407,9 +440,16 @@ pub async fn run_dashboard(handle: EngineHandle, opts: DashboardOptions) -> Resu
         theme: opts.theme.clone(),
         in_tmux: std::env::var_os("TMUX").is_some(),
         stats: BenchStats::default(),
+        last_size: None,
     };
+    if use_kitty {
+        lp.thumbs.kitty = Some(view::thumbnail::KittyState::new(kitty::cell_pixels()));
+    }
     let started = Instant::now();
     let result = lp.run(&mut app, rx, &opts).await;
+    if use_kitty {
+        lp.term.write_raw(kitty::DELETE_ALL);
+    }
     cancel.cancel();
     let elapsed = started.elapsed();
     let stats = lp.stats.clone();
@@ -573,6 +613,8 @@ struct Loop<'t> {
     theme: Theme,
     in_tmux: bool,
     stats: BenchStats,
+    /// Terminal size at the last draw (a change clears kitty images).
+    last_size: Option<(u16, u16)>,
 }
 
 impl Loop<'_> {
@@ -641,6 +683,17 @@ impl Loop<'_> {
             |e: std::io::Error| Error::Other(anyhow::anyhow!("cannot draw on the terminal: {e}"));
         if full_redraw {
             self.term.repaint_all().map_err(term_err)?;
+            self.thumbs.forget_images();
+        }
+        let size = self.term.size();
+        if self.last_size != Some(size) {
+            // A resize clears the screen, and with it the images.
+            self.last_size = Some(size);
+            self.thumbs.forget_images();
+        }
+        if let Some(k) = &mut self.thumbs.kitty {
+            // Images would cover pop-ups: draw half-blocks under them.
+            k.allowed = app.overlay == app::Overlay::None;
         }
         let mut ctx = DrawCtx {
             theme: &self.theme,
@@ -664,6 +717,10 @@ impl Loop<'_> {
             draw()
         };
         r.map_err(term_err)?;
+        let images = self.thumbs.take_output();
+        if !images.is_empty() {
+            self.term.write_raw(&images);
+        }
         app.dirty = false;
         let (b1, t1) = self.meter.totals();
         self.pacer
@@ -714,6 +771,7 @@ impl Loop<'_> {
                     self.term.leave();
                     let _ = signal_hook::low_level::raise(signal_hook::consts::SIGTSTP);
                     self.term.resume()?;
+                    self.thumbs.forget_images();
                     app.dirty = true;
                 }
                 Command::Quit => quit = true,

@@ -81,6 +81,7 @@
     hiddenWarn: $('hidden-warning'),
     hiddenOk: $('hidden-ok'),
     phoneTip: $('phone-tip'),
+    serverNote: $('server-note'),
   };
 
   // ---- state ---------------------------------------------------------------
@@ -142,7 +143,7 @@
     if (!id || !/^[a-z0-9]{8,40}$/.test(id)) {
       const r = new Uint32Array(3);
       crypto.getRandomValues(r);
-      id = Array.from(r, (n) => n.toString(36)).join('');
+      id = Array.from(r, (n) => n.toString(36).padStart(7, '0')).join('');
       storageSet(KEY_USERID, id);
     }
     return id;
@@ -543,7 +544,22 @@
     };
   }
 
+  /** Refusals that time heals: our previous connection still holds the
+   *  code. Anything else is the server's own reason (e.g. a code not on the
+   *  roster), shown to the student as it is. */
+  function transientRefusal(refusal) {
+    return !refusal || refusal === 'taken' || refusal === 'Room not available';
+  }
+
   function scheduleRetry(reason, refusal) {
+    if (!transientRefusal(refusal) && !S.everLive) {
+      // Never went live with this code: retrying cannot help, say why.
+      S.want = false;
+      setControls();
+      setStatus('error', 'The server refused this code', cleanText(refusal, 300));
+      el.code.focus();
+      return;
+    }
     const delay = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** S.attempt) * (0.75 + Math.random() * 0.5);
     S.attempt += 1;
     console.info('socket closed (' + reason + '); retry', S.attempt, 'in', Math.round(delay), 'ms');
@@ -551,6 +567,8 @@
     if (refusal === 'taken' || refusal === 'Room not available') {
       detail =
         'The server still holds your previous connection for this code (or the code is live on another device). Trying again…';
+    } else if (!transientRefusal(refusal)) {
+      detail = cleanText(refusal, 300) + ' Trying again…';
     } else if (!S.everLive) {
       detail = 'Cannot reach the exam server yet. Trying again…';
     } else {
@@ -1108,6 +1126,12 @@
       navigator.mediaDevices.addEventListener('devicechange', () => listCameras().catch(() => {}));
     }
     if (window.matchMedia && window.matchMedia('(pointer: coarse)').matches) el.phoneTip.hidden = false;
+    // `?server=` sends the camera elsewhere than this page's own server:
+    // say where, so a doctored link cannot do it unnoticed.
+    if (new URL(S.server).origin !== location.origin) {
+      el.serverNote.textContent = 'Your camera will be sent to ' + new URL(S.server).host + '.';
+      el.serverNote.hidden = false;
+    }
     listCameras().catch(() => {});
 
     // A reload while live resumes the same code (the student never pressed Stop).

@@ -112,3 +112,27 @@ fn page_socket_client_speaks_to_the_stock_server_and_notices_silence() {
 fn student_page_works_with_the_stock_server_and_monitor() {
     run_scenario(&["--mode", "stock"]);
 }
+
+#[test]
+fn student_page_works_with_rtcproctor_serve_in_open_viewing_mode() {
+    // The page is loaded from the binary itself (embedded assets) and the
+    // stock monitor library watches it through `serve --open-viewing`.
+    run_scenario(&[
+        "--mode",
+        "rtcproctor",
+        "--bin",
+        env!("CARGO_BIN_EXE_rtcproctor"),
+    ]);
+}
+
+#[test]
+fn student_page_is_watched_by_our_headless_monitor() {
+    // `rtcproctor monitor --headless` with its embedded server decodes the
+    // page's camera, chats and exchanges attention with it, and asks it for
+    // the larger picture.
+    run_node(
+        &[],
+        "page-monitor.js",
+        &["--bin", env!("CARGO_BIN_EXE_rtcproctor")],
+    );
+}

@@ -67,7 +67,7 @@ fn stats(app: &mut App, s: &str, audio: f32) {
             packet_loss: 0.002,
             frame_age_ms: Some(38),
             audio_level: audio,
-            ..Default::default()
+            ..StreamStats::default()
         },
     }));
 }
@@ -844,6 +844,108 @@ mod e2e {
             !s.contains("rtcproctor  ●"),
             "the alternate screen is gone: {s}"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ctrl_z_suspends_and_fg_resumes() {
+        let dir = temp_dir("susp");
+        let roster = dir.join("roster.tsv");
+        std::fs::write(&roster, "a1\tcode1\na2\tcode2\n").expect("roster file");
+        let tmux = Tmux {
+            socket: format!("rtcp-e2e-{}-susp", std::process::id()),
+        };
+        tmux.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "bash",
+            "--norc",
+            "--noprofile",
+            "-i",
+        ]);
+        tmux.run(&["set", "-g", "escape-time", "0"]);
+        let cmd = format!(
+            "PS1='PROMPT$ '; {} --log-file {} monitor --roster {} --fake-engine 2 --no-bell \
+             --no-desktop-notify",
+            env!("CARGO_BIN_EXE_rtcproctor"),
+            dir.join("log.txt").display(),
+            roster.display()
+        );
+        tmux.text(&cmd);
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("rtcproctor  ●");
+        tmux.keys(&["C-z"]);
+        let s = tmux.wait_for("Stopped");
+        assert!(
+            !s.contains("rtcproctor  ●"),
+            "the shell has the screen: {s}"
+        );
+        tmux.text("fg");
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("rtcproctor  ●");
+        tmux.keys(&["q", "y"]);
+        tmux.wait_gone("rtcproctor  ●");
+        // `fg` returns the job's exit status.
+        tmux.text("echo EXITED:$?");
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("EXITED:0");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `rtcproctor demo`: the real engine, embedded server and synthetic
+    /// students (WebRTC on loopback) behind the dashboard.
+    #[test]
+    fn demo_shows_real_streams() {
+        let dir = temp_dir("demo");
+        let tmux = Tmux {
+            socket: format!("rtcp-e2e-{}-demo", std::process::id()),
+        };
+        let cmd = format!(
+            "COLORTERM=truecolor {} --log-file {} demo --students 3; echo EXITED:$?; sleep 30",
+            env!("CARGO_BIN_EXE_rtcproctor"),
+            dir.join("log.txt").display()
+        );
+        tmux.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "sh",
+            "-c",
+            &cmd,
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let s = loop {
+            let s = tmux.screen();
+            if s.contains("● 3 live") && s.contains("5fps") {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the demo students did not go live:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        assert!(s.contains("1 off-air"), "{s}");
+        assert!(s.contains("▀"), "pictures are drawn: {s}");
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("· code ");
+        tmux.keys(&["Escape", "q", "y"]);
+        tmux.wait_for("EXITED:0");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -78,11 +78,14 @@ async function connect(userid, sessionid, opts = {}) {
     reconnection: false,
     forceNew: true,
     timeout: 5000,
+    rejectUnauthorized: opts.rejectUnauthorized !== false,
   });
   socket.log = [];
+  socket.all = []; // everything, never consumed by waitFor
   socket.waiters = [];
   socket.onAny((event, ...args) => {
     socket.log.push({ event, args });
+    socket.all.push({ event, args });
     socket.waiters = socket.waiters.filter((w) => !w(event, args));
   });
   socket.on('disconnect', (reason) => {

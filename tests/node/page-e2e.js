@@ -134,9 +134,10 @@ async function startNodeServer(port, staticOnly) {
   return child;
 }
 
+let rosterFile = null;
 async function startSignal(port) {
   if (MODE === 'stock') return startNodeServer(port, false);
-  const child = startChild(BIN, ['serve', '--http', '--bind', '127.0.0.1:' + port, '--open-viewing'], 'rtcproctor');
+  const child = startChild(BIN, ['serve', '--http', '--bind', '127.0.0.1:' + port, '--open-viewing', '--roster', rosterFile], 'rtcproctor');
   await until('rtcproctor serve on ' + port, () => httpOk('http://127.0.0.1:' + port + '/'), 15000, 100);
   return child;
 }
@@ -233,6 +234,11 @@ async function shot(page, name) {
 
 async function main() {
   if (MODE !== 'stock' && !(BIN && fs.existsSync(BIN))) throw new Error('--mode rtcproctor needs --bin PATH to the rtcproctor binary');
+  const code = 'e2e-' + Math.random().toString(36).slice(2, 10);
+  profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rtcp-page-'));
+  // Our server only lets roster codes go live.
+  rosterFile = path.join(profileDir, 'roster.tsv');
+  fs.writeFileSync(rosterFile, 's1\t' + code + '\n');
   const sigPort = await freePort();
   const staticPort = await freePort();
   let signal = await startSignal(sigPort);
@@ -244,7 +250,6 @@ async function main() {
   const proxyPort = await freePort();
   const proxy = await startProxy(proxyPort, sigPort);
   const viaProxy = 'http://127.0.0.1:' + proxyPort;
-  const code = 'e2e-' + Math.random().toString(36).slice(2, 10);
   const pageUrl =
     MODE === 'stock'
       ? 'http://127.0.0.1:' + staticPort + '/?server=' + encodeURIComponent(viaProxy) + '#' + code
@@ -252,7 +257,6 @@ async function main() {
   const viewerUrl = 'http://127.0.0.1:' + staticPort + '/test/viewer.html?server=' + encodeURIComponent(server) + '&code=' + encodeURIComponent(code);
   log('mode', MODE, 'signal', server, 'code', code);
 
-  profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rtcp-page-'));
   browserCtx = await chromium.launchPersistentContext(profileDir, {
     executablePath: '/usr/bin/chromium',
     headless: true,
@@ -296,7 +300,21 @@ async function main() {
     check(v === code, 'code field is ' + v);
     const s = await state(student);
     check(s.state === 'idle', 'state idle, got ' + s.state);
+    // The page names the server it streams to when that is not its own.
+    const note = await student.isVisible('#server-note');
+    check(note === (MODE === 'stock'), 'server note shown: ' + note);
     await shot(student, 'idle');
+  });
+
+  if (MODE === 'rtcproctor') await step('a code off the roster is refused with the reason', async () => {
+    await student.fill('#code', 'not-on-roster');
+    await student.click('#golive');
+    await until('refusal shown', async () => (await state(student)).state === 'error');
+    const detail = await student.textContent('#status-detail');
+    check(/roster/i.test(detail), 'reason shown: ' + detail);
+    check(!(await student.isDisabled('#golive')), 'Go Live usable again');
+    await shot(student, 'refused');
+    await student.fill('#code', code);
   });
 
   await step('go live', async () => {
@@ -314,6 +332,11 @@ async function main() {
     log('viewer video', st.w + 'x' + st.h);
     await until('student counts one proctor', async () => (await state(student)).watchers === '1');
     await shot(student, 'live');
+    if (SHOTS) {
+      await student.emulateMedia({ colorScheme: 'dark' });
+      await shot(student, 'live-dark');
+      await student.emulateMedia({ colorScheme: 'light' });
+    }
   });
 
   await step('chat student -> proctor', async () => {
@@ -436,8 +459,13 @@ async function main() {
     await cdp.send('Network.emulateNetworkConditions', { offline: true, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
     const seen = new Set();
     const t0 = Date.now();
+    let shotTaken = false;
     while (Date.now() - t0 < 10000) {
       seen.add((await state(student)).state);
+      if (!shotTaken && Date.now() - t0 > 2000) {
+        shotTaken = true;
+        await shot(student, 'offline');
+      }
       await sleep(250);
     }
     proxy.restore();

@@ -12,8 +12,9 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Color;
 
-use crate::proctor::{FrameSlots, StudentId};
+use crate::proctor::{Frame, FrameSlots, StudentId};
 use crate::tui::halfblock::{self, Fit, Quantiser, Rgb};
+use crate::tui::kitty;
 
 const UPPER_HALF: &str = "▀";
 
@@ -39,6 +40,37 @@ pub struct ThumbCache {
     pub repaints: usize,
     /// Earliest time a tile that skipped a newer frame becomes due.
     pub deferred: Option<Instant>,
+    /// Kitty graphics instead of half-blocks, when chosen.
+    pub kitty: Option<KittyState>,
+}
+
+/// Images placed with the kitty graphics protocol.
+#[derive(Debug, Default)]
+pub struct KittyState {
+    /// Cell size in pixels.
+    pub cell_px: (u32, u32),
+    /// False while an overlay covers the screen (images would sit on top of
+    /// it): pictures are drawn as half-blocks then.
+    pub allowed: bool,
+    /// Student → (image id, cells) currently on screen.
+    shown: HashMap<StudentId, (u32, Rect)>,
+    placed: HashSet<StudentId>,
+    /// Escape sequences to write after the frame.
+    output: Vec<u8>,
+    uploads_this_frame: usize,
+}
+
+/// Most kitty images encoded and sent in one draw.
+const KITTY_UPLOADS_PER_DRAW: usize = 6;
+
+impl KittyState {
+    pub fn new(cell_px: (u32, u32)) -> Self {
+        KittyState {
+            cell_px,
+            allowed: true,
+            ..KittyState::default()
+        }
+    }
 }
 
 impl Default for ThumbCache {
@@ -50,6 +82,7 @@ impl Default for ThumbCache {
             interval: Duration::ZERO,
             repaints: 0,
             deferred: None,
+            kitty: None,
         }
     }
 }
@@ -68,12 +101,47 @@ impl ThumbCache {
         self.repaints = 0;
         self.deferred = None;
         self.touched.clear();
+        if let Some(k) = &mut self.kitty {
+            k.uploads_this_frame = 0;
+        }
     }
 
-    /// Call after drawing a frame: forget tiles no longer on screen.
+    /// Call after drawing a frame: forget tiles no longer on screen (and
+    /// delete their kitty images).
     pub fn end(&mut self) {
         let touched = &self.touched;
         self.entries.retain(|k, _| touched.contains(k));
+        if let Some(k) = &mut self.kitty {
+            let gone: Vec<StudentId> = k
+                .shown
+                .keys()
+                .filter(|s| !k.placed.contains(*s))
+                .cloned()
+                .collect();
+            for s in gone {
+                if let Some((id, _)) = k.shown.remove(&s) {
+                    k.output.extend_from_slice(&kitty::delete(id));
+                }
+            }
+            k.placed.clear();
+        }
+    }
+
+    /// Kitty escape sequences produced by the last frame (empty otherwise).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        self.kitty
+            .as_mut()
+            .map(|k| std::mem::take(&mut k.output))
+            .unwrap_or_default()
+    }
+
+    /// The screen was cleared: every image must be sent again.
+    pub fn forget_images(&mut self) {
+        if let Some(k) = &mut self.kitty {
+            k.shown.clear();
+            k.output.extend_from_slice(kitty::DELETE_ALL);
+        }
+        self.entries.clear();
     }
 
     /// Paint the student's picture into `area`. Returns false when there is
@@ -110,6 +178,9 @@ impl ThumbCache {
             _ => false,
         };
         self.touched.insert(student.clone());
+        if self.kitty.as_ref().is_some_and(|k| k.allowed) {
+            return self.draw_kitty(buf, area, student, frame.as_deref(), due, now, letterbox);
+        }
         if due {
             let Some(f) = frame else { return false };
             let fit = halfblock::fit(f.width, f.height, area.width, area.height);
@@ -137,6 +208,73 @@ impl ThumbCache {
             return false;
         };
         paint(buf, area, e.fit, &e.pixels, letterbox);
+        true
+    }
+}
+
+impl ThumbCache {
+    /// Kitty mode: blank cells, and an image upload when the picture is due
+    /// or moved.
+    #[allow(clippy::too_many_arguments)]
+    fn draw_kitty(
+        &mut self,
+        buf: &mut Buffer,
+        area: Rect,
+        student: &StudentId,
+        frame: Option<&Frame>,
+        due: bool,
+        now: Instant,
+        letterbox: Color,
+    ) -> bool {
+        let Some(f) = frame else { return false };
+        let fit = halfblock::fit(f.width, f.height, area.width, area.height);
+        let cells = Rect::new(area.x + fit.x, area.y + fit.y / 2, fit.w, fit.h / 2);
+        let spread = self.interval.mul_f64(stagger(student) * 0.5);
+        let Some(k) = self.kitty.as_mut() else {
+            return false;
+        };
+        let moved = k.shown.get(student).is_none_or(|(_, c)| *c != cells);
+        // PNG encoding happens while drawing: a few images per frame keep
+        // every frame short; the rest follow in the next frames.
+        let over_cap = k.uploads_this_frame >= KITTY_UPLOADS_PER_DRAW;
+        if (due || moved) && over_cap {
+            self.deferred = Some(now);
+        } else if due || moved {
+            k.uploads_this_frame += 1;
+            let (cw, ch) = k.cell_px;
+            // Never upscale beyond the frame itself.
+            let pw = (cells.width as u32 * cw).min(f.width).max(1);
+            let ph = (cells.height as u32 * ch).min(f.height).max(1);
+            let pixels = halfblock::scale(f, pw as u16, ph as u16);
+            let id = kitty::image_id(&student.0);
+            k.output.extend_from_slice(&kitty::place(&kitty::Upload {
+                id,
+                cells,
+                width: pw,
+                height: ph,
+                pixels,
+            }));
+            k.shown.insert(student.clone(), (id, cells));
+            self.repaints += 1;
+            self.entries.insert(
+                student.clone(),
+                Entry {
+                    seq: f.seq,
+                    size: (area.width, area.height),
+                    fit,
+                    pixels: Vec::new(),
+                    repainted: now.checked_sub(spread).unwrap_or(now),
+                },
+            );
+        }
+        k.placed.insert(student.clone());
+        for y in area.top()..area.bottom() {
+            for x in area.left()..area.right() {
+                if let Some(cell) = buf.cell_mut((x, y)) {
+                    cell.set_symbol(" ").set_fg(letterbox).set_bg(letterbox);
+                }
+            }
+        }
         true
     }
 }
@@ -172,5 +310,102 @@ fn paint(buf: &mut Buffer, area: Rect, fit: Fit, pixels: &[Rgb], letterbox: Colo
                 cell.set_symbol(" ").set_fg(letterbox).set_bg(letterbox);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::fake::pattern_frame;
+
+    fn setup() -> (FrameSlots, StudentId, Buffer) {
+        let slots = FrameSlots::default();
+        let id = StudentId("s1".into());
+        slots.publish(&id, pattern_frame(0, 1, 320, 240));
+        (slots, id, Buffer::empty(Rect::new(0, 0, 40, 12)))
+    }
+
+    #[test]
+    fn halfblocks_repaint_only_when_due() {
+        let (slots, id, mut buf) = setup();
+        let mut cache = ThumbCache::new(Quantiser::default());
+        cache.interval = Duration::from_secs(1);
+        let t0 = Instant::now();
+        cache.begin();
+        assert!(cache.draw(
+            &mut buf,
+            Rect::new(0, 0, 20, 6),
+            &id,
+            &slots,
+            t0,
+            Color::Reset
+        ));
+        cache.end();
+        assert_eq!(cache.repaints, 1);
+        assert_eq!(buf[(10, 3)].symbol(), UPPER_HALF);
+        // A newer frame before the interval: deferred, old picture kept.
+        slots.publish(&id, pattern_frame(0, 2, 320, 240));
+        cache.begin();
+        cache.draw(
+            &mut buf,
+            Rect::new(0, 0, 20, 6),
+            &id,
+            &slots,
+            t0,
+            Color::Reset,
+        );
+        cache.end();
+        assert_eq!(cache.repaints, 0);
+        assert!(cache.deferred.is_some());
+        cache.begin();
+        let later = t0 + Duration::from_secs(2);
+        cache.draw(
+            &mut buf,
+            Rect::new(0, 0, 20, 6),
+            &id,
+            &slots,
+            later,
+            Color::Reset,
+        );
+        cache.end();
+        assert_eq!(cache.repaints, 1);
+    }
+
+    #[test]
+    fn kitty_places_and_deletes_images() {
+        let (slots, id, mut buf) = setup();
+        let mut cache = ThumbCache::new(Quantiser::default());
+        cache.kitty = Some(KittyState::new((10, 20)));
+        let t0 = Instant::now();
+        cache.begin();
+        assert!(cache.draw(
+            &mut buf,
+            Rect::new(0, 0, 20, 6),
+            &id,
+            &slots,
+            t0,
+            Color::Reset
+        ));
+        cache.end();
+        let out = String::from_utf8(cache.take_output()).unwrap();
+        assert!(out.contains("\x1b_Ga=T,f=100,i="), "{out:.80}");
+        assert_eq!(buf[(10, 3)].symbol(), " ", "cells under an image are blank");
+        // Same frame again: nothing to send.
+        cache.begin();
+        cache.draw(
+            &mut buf,
+            Rect::new(0, 0, 20, 6),
+            &id,
+            &slots,
+            t0,
+            Color::Reset,
+        );
+        cache.end();
+        assert!(cache.take_output().is_empty());
+        // Not drawn any more: deleted.
+        cache.begin();
+        cache.end();
+        let out = String::from_utf8(cache.take_output()).unwrap();
+        assert!(out.starts_with("\x1b_Ga=d,d=I,i="), "{out}");
     }
 }
