@@ -61,6 +61,30 @@ pub struct StudentConfig {
     pub schedule: Schedule,
 }
 
+impl StudentConfig {
+    /// A student as RTCProctor's page configures it: 320x240 at 5 fps with
+    /// audio, the flat picture, verified TLS, no ICE servers, UDP on every
+    /// interface, no schedule, a random userid. Start from this and set
+    /// fields: callers then keep compiling when fields are added.
+    pub fn new(server: url::Url, code: &str, name: &str) -> StudentConfig {
+        StudentConfig {
+            server,
+            tls: ClientTls::Verify,
+            code: code.to_string(),
+            name: name.to_string(),
+            userid: None,
+            width: 320,
+            height: 240,
+            fps: 5,
+            texture: false,
+            audio: true,
+            ice_servers: Vec::new(),
+            udp_bind: vec!["0.0.0.0:0".to_string()],
+            schedule: Schedule::default(),
+        }
+    }
+}
+
 /// Scripted behaviour for demos and tests.
 #[derive(Debug, Clone, Default)]
 pub struct Schedule {

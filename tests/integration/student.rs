@@ -21,21 +21,11 @@ use rtcproctor::signal::server::{ServerConfig, start as start_server};
 const T: Duration = Duration::from_secs(20);
 
 fn config(server: &url::Url, code: &str, schedule: Schedule) -> StudentConfig {
-    StudentConfig {
-        server: server.clone(),
-        tls: ClientTls::Verify,
-        code: code.to_string(),
-        name: format!("Student {code}"),
-        userid: None,
-        width: 320,
-        height: 240,
-        fps: 10,
-        texture: false,
-        audio: true,
-        ice_servers: vec![],
-        udp_bind: vec!["127.0.0.1:0".to_string()],
-        schedule,
-    }
+    let mut cfg = StudentConfig::new(server.clone(), code, &format!("Student {code}"));
+    cfg.fps = 10;
+    cfg.udp_bind = vec!["127.0.0.1:0".to_string()];
+    cfg.schedule = schedule;
+    cfg
 }
 
 /// Runs a student; cancels it on drop.
