@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use rtcproctor::signal::client::ClientTls;
 use rtcproctor::sim::pattern::Marks;
 use rtcproctor::sim::source::unix_ms;
 use rtcproctor::sim::student::{self, Schedule, StudentConfig, StudentEvent};
