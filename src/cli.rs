@@ -347,6 +347,12 @@ pub struct StudentArgs {
     #[arg(long)]
     pub stagger: bool,
 
+    /// Camera-like texture and sensor noise behind the name (for benchmarks):
+    /// the stream then costs about what a webcam's does to encode and decode.
+    /// The default picture is mostly flat and nearly free.
+    #[arg(long)]
+    pub texture: bool,
+
     /// Send video only (default: also an Opus audio track carrying silence).
     #[arg(long)]
     pub no_audio: bool,

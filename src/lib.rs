@@ -75,7 +75,10 @@ pub fn run(cli: Cli) -> Result<()> {
 fn init_logging(verbose: u8, file: Option<&std::path::Path>, dashboard: bool) -> Result<()> {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "warn",
+        // webrtc's ICE and DTLS layers warn about routine things (an early
+        // check before candidates arrive, unknown TLS extensions from
+        // browsers); at the default level only their errors are shown.
+        0 => "warn,rtc_ice=error,rtc_dtls=error",
         1 => "info,rtcproctor=info",
         2 => "info,rtcproctor=debug",
         _ => "debug,rtcproctor=trace",

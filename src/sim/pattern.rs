@@ -109,7 +109,24 @@ const SQUARE: (u8, u8, u8) = (170, 54, 196);
 pub struct Pattern {
     base: Yuv420,
     frame: Yuv420,
+    texture: Option<Texture>,
 }
+
+/// Camera-like detail for benchmarks: a textured background that drifts
+/// sideways (motion the encoder can predict) plus fresh per-pixel noise
+/// every frame (what a sensor adds, and what costs bits).
+struct Texture {
+    /// Luma offsets, `2 * width` wide so a drifting window always fits.
+    offsets: Vec<i8>,
+    stride: usize,
+    rng: u64,
+}
+
+/// Pixels the texture drifts per frame.
+const TEXTURE_DRIFT: usize = 2;
+/// Peak sensor noise added per pixel and frame (luma steps): more makes the
+/// stream mostly incompressible noise, far beyond what a webcam costs.
+const NOISE: u64 = 1;
 
 impl Pattern {
     /// A pattern of `width` x `height` (even, at least 32x24) with `name`.
@@ -135,7 +152,34 @@ impl Pattern {
         Ok(Pattern {
             frame: base.clone(),
             base,
+            texture: None,
         })
+    }
+
+    /// Add camera-like texture and noise behind the name and the square
+    /// (never in the mark band): the stream then costs about what a webcam's
+    /// does instead of being nearly free to encode and decode.
+    pub fn with_texture(mut self) -> Pattern {
+        let (w, h) = (self.base.width, row_y(self.base.height, MARK_ROW));
+        let stride = 2 * w;
+        let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut offsets = vec![0i8; stride * h];
+        for y in 0..h {
+            for x in 0..stride {
+                // Soft blobs plus fine grain, like a room behind a student.
+                let (fx, fy) = (x as f32, y as f32);
+                let blobs = 14.0 * (fx * 0.09).sin() * (fy * 0.07).cos()
+                    + 9.0 * ((fx + 2.0 * fy) * 0.031).sin();
+                let grain = (next_random(&mut rng) % 13) as f32 - 6.0;
+                offsets[y * stride + x] = (blobs + grain) as i8;
+            }
+        }
+        self.texture = Some(Texture {
+            offsets,
+            stride,
+            rng,
+        });
+        self
     }
 
     /// The picture carrying `marks`; the square's place follows the send time.
@@ -144,6 +188,21 @@ impl Pattern {
         self.frame.y.copy_from_slice(&self.base.y);
         self.frame.u.copy_from_slice(&self.base.u);
         self.frame.v.copy_from_slice(&self.base.v);
+        if let Some(t) = &mut self.texture {
+            let shift = (marks.counter as usize * TEXTURE_DRIFT) % w;
+            for y in 0..row_y(h, MARK_ROW) {
+                let row = &t.offsets[y * t.stride + shift..y * t.stride + shift + w];
+                for (x, off) in row.iter().enumerate() {
+                    let i = y * w + x;
+                    let base = self.base.y[i];
+                    if base == NAME.0 {
+                        continue; // keep the name crisp
+                    }
+                    let noise = (next_random(&mut t.rng) % (2 * NOISE + 1)) as i16 - NOISE as i16;
+                    self.frame.y[i] = (base as i16 + *off as i16 + noise).clamp(16, 235) as u8;
+                }
+            }
+        }
         // The square bounces across rows 2-8: 4 s left to right and back,
         // 3 s top to bottom and back.
         let side = row_y(h, 2) - row_y(h, 0);
@@ -164,6 +223,14 @@ impl Pattern {
         write_marks(&mut self.frame, marks);
         &self.frame
     }
+}
+
+/// xorshift64: cheap, deterministic noise (not for anything secret).
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
 
 /// Pixel row where grid row `r` starts.
@@ -410,14 +477,54 @@ mod tests {
         out
     }
 
+    #[test]
+    fn texture_changes_every_frame_but_not_the_marks_or_the_name() {
+        let mut plain = Pattern::new(320, 240, "ANN").expect("pattern");
+        let mut textured = Pattern::new(320, 240, "ANN")
+            .expect("pattern")
+            .with_texture();
+        let m = Marks {
+            counter: 5,
+            sent_unix_ms: 1000,
+        };
+        let a = plain.draw(m).clone();
+        let b = textured.draw(m).clone();
+        let c = textured.draw(Marks { counter: 6, ..m }).clone();
+        let band = row_y(240, MARK_ROW) * 320..;
+        assert_eq!(a.y[band.clone()], b.y[band.clone()]);
+        assert_ne!(a.y[..band.start], b.y[..band.start]);
+        assert_ne!(b.y[..band.start], c.y[..band.start]);
+        let name_pixels = |f: &Yuv420| {
+            f.y[..row_y(240, 2) * 320]
+                .iter()
+                .filter(|&&l| l == NAME.0)
+                .count()
+        };
+        assert_eq!(name_pixels(&a), name_pixels(&b));
+        assert_eq!(read_marks(&b.y, 320, 320, 240), Some(m));
+    }
+
     /// Encode with our encoder settings, decode with openh264, read back —
     /// at full size, in RGB, and downscaled to 80x60 — for a run of frames
     /// (P-frames too, not only the first keyframe).
     #[test]
     fn marks_survive_h264_and_downscaling() {
-        for (w, h) in [(320usize, 240usize), (640, 480)] {
+        for (w, h, texture) in [
+            (320usize, 240usize, false),
+            (640, 480, false),
+            (320, 240, true),
+            (640, 480, true),
+        ] {
             let mut pattern = Pattern::new(w, h, "Dana Scully").expect("pattern");
-            let mut enc = super::super::encoder::VideoEncoder::new(w, h, 5).expect("encoder");
+            if texture {
+                pattern = pattern.with_texture();
+            }
+            let mut enc = if texture {
+                super::super::encoder::VideoEncoder::rate_controlled(w, h, 5)
+            } else {
+                super::super::encoder::VideoEncoder::new(w, h, 5)
+            }
+            .expect("encoder");
             let mut dec = openh264::decoder::Decoder::new().expect("decoder");
             let mut read = 0;
             for i in 0..12u32 {

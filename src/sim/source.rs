@@ -32,11 +32,25 @@ pub struct VideoSource {
 }
 
 impl VideoSource {
-    /// Start drawing `name` at `width` x `height`, `fps` frames per second.
-    pub fn start(width: usize, height: usize, fps: u32, name: &str) -> Result<VideoSource> {
+    /// Start drawing `name` at `width` x `height`, `fps` frames per second,
+    /// with camera-like texture when `texture` is set.
+    pub fn start(
+        width: usize,
+        height: usize,
+        fps: u32,
+        name: &str,
+        texture: bool,
+    ) -> Result<VideoSource> {
         let fps = fps.clamp(1, 60);
         let mut pattern = Pattern::new(width, height, name)?;
-        let mut encoder = VideoEncoder::new(width, height, fps)?;
+        if texture {
+            pattern = pattern.with_texture();
+        }
+        let mut encoder = if texture {
+            VideoEncoder::rate_controlled(width, height, fps)?
+        } else {
+            VideoEncoder::new(width, height, fps)?
+        };
         let (frames, _) = broadcast::channel(FRAME_QUEUE);
         let keyframe = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));

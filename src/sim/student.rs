@@ -46,15 +46,43 @@ pub struct StudentConfig {
     pub code: String,
     /// Drawn into the picture and sent as `extra.name`.
     pub name: String,
+    /// Our userid on the server; None: a random one like the library's.
+    pub userid: Option<String>,
     pub width: usize,
     pub height: usize,
     pub fps: u32,
+    /// Camera-like texture and noise (benchmarks): see `Pattern::with_texture`.
+    pub texture: bool,
     /// Send an Opus (silence) track besides the video, like the page.
     pub audio: bool,
     pub ice_servers: Vec<RTCIceServer>,
     /// Local UDP addresses for ICE ("0.0.0.0:0", or "127.0.0.1:0" in tests).
     pub udp_bind: Vec<String>,
     pub schedule: Schedule,
+}
+
+impl StudentConfig {
+    /// A student as RTCProctor's page configures it: 320x240 at 5 fps with
+    /// audio, the flat picture, verified TLS, no ICE servers, UDP on every
+    /// interface, no schedule, a random userid. Start from this and set
+    /// fields: callers then keep compiling when fields are added.
+    pub fn new(server: url::Url, code: &str, name: &str) -> StudentConfig {
+        StudentConfig {
+            server,
+            tls: ClientTls::Verify,
+            code: code.to_string(),
+            name: name.to_string(),
+            userid: None,
+            width: 320,
+            height: 240,
+            fps: 5,
+            texture: false,
+            audio: true,
+            ice_servers: Vec::new(),
+            udp_bind: vec!["0.0.0.0:0".to_string()],
+            schedule: Schedule::default(),
+        }
+    }
 }
 
 /// Scripted behaviour for demos and tests.
@@ -123,9 +151,9 @@ pub async fn run(
     cancel: CancellationToken,
     events: Option<mpsc::Sender<StudentEvent>>,
 ) -> Result<()> {
-    let video = VideoSource::start(cfg.width, cfg.height, cfg.fps, &cfg.name)?;
+    let video = VideoSource::start(cfg.width, cfg.height, cfg.fps, &cfg.name, cfg.texture)?;
     let mut student = Student {
-        userid: new_userid(),
+        userid: cfg.userid.clone().unwrap_or_else(new_userid),
         extra: json!({ EXTRA_NAME: cfg.name }),
         msg_id: 0,
         peers: HashMap::new(),
@@ -197,9 +225,27 @@ impl Student {
                 Err(e) => return Next::Retry(e.to_string()),
             },
         };
-        let opened = client
-            .emit_with_ack(OPEN_ROOM, vec![self.open_room_args()], ACK_TIMEOUT)
-            .await;
+        // While waiting for the open-room ack, watch the events: the stock
+        // server answers a userid it still holds with `userid-already-taken`
+        // and then never acks anything on that socket.
+        let open = client.emit_with_ack(OPEN_ROOM, vec![self.open_room_args()], ACK_TIMEOUT);
+        tokio::pin!(open);
+        let mut early = Vec::new();
+        let opened = loop {
+            tokio::select! {
+                r = &mut open => break r,
+                ev = rx.recv() => match ev {
+                    Some(ClientEvent::Event { name, .. }) if name == USERID_ALREADY_TAKEN => {
+                        self.userid = new_userid();
+                        client.close().await;
+                        return Next::Retry("userid already taken; retrying with a new one".into());
+                    }
+                    Some(ClientEvent::Event { name, args }) => early.push((name, args)),
+                    Some(ClientEvent::Disconnected { reason }) => return Next::Retry(reason),
+                    None => return Next::Retry("connection task ended".into()),
+                },
+            }
+        };
         match opened {
             Ok(ack) if ack.first() == Some(&Value::Bool(true)) => {}
             Ok(ack) => {
@@ -219,6 +265,9 @@ impl Student {
         .await;
 
         let (peer_tx, mut peer_rx) = mpsc::channel(64);
+        for (name, args) in early {
+            self.on_event(&client, &name, &args, &peer_tx).await;
+        }
         let phase = self.cfg.schedule.phase;
         let mut chat = ticker(self.cfg.schedule.chat_every, phase);
         let mut attention = ticker(self.cfg.schedule.attention_every, phase);

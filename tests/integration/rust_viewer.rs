@@ -58,7 +58,18 @@ impl RustViewer {
     /// Join `code` and start answering. Panics (test helper) when the room
     /// cannot be joined.
     pub async fn join(server: &url::Url, code: &str, userid: &str) -> RustViewer {
-        let cfg = ClientConfig::rtcproctor(server.clone(), userid, code);
+        Self::join_with_key(server, code, userid, None).await
+    }
+
+    /// [`join`](Self::join) sending our server's proctor key.
+    pub async fn join_with_key(
+        server: &url::Url,
+        code: &str,
+        userid: &str,
+        key: Option<&str>,
+    ) -> RustViewer {
+        let mut cfg = ClientConfig::rtcproctor(server.clone(), userid, code);
+        cfg.proctor_key = key.map(str::to_string);
         let (client, mut rx) = SignalClient::connect(cfg).await.expect("viewer connects");
         let ack = client
             .emit_with_ack(

@@ -10,6 +10,7 @@ use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
 
 use crate::stock_server::StockServer;
+use rtcproctor::signal::server::{ServerConfig, start};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -18,7 +19,17 @@ async fn connect(
     userid: &str,
     room: &str,
 ) -> (SignalClient, Receiver<ClientEvent>) {
-    let cfg = ClientConfig::rtcproctor(url.clone(), userid, room);
+    connect_with_key(url, userid, room, None).await
+}
+
+async fn connect_with_key(
+    url: &url::Url,
+    userid: &str,
+    room: &str,
+    key: Option<&str>,
+) -> (SignalClient, Receiver<ClientEvent>) {
+    let mut cfg = ClientConfig::rtcproctor(url.clone(), userid, room);
+    cfg.proctor_key = key.map(str::to_string);
     timeout(T, SignalClient::connect(cfg))
         .await
         .expect("connect in time")
@@ -52,8 +63,22 @@ fn room_args(code: &str) -> Vec<Value> {
 #[tokio::test]
 async fn rtcproctor_session_through_the_stock_server() {
     let server = StockServer::start();
-    let url = server.url();
-    let (stu, mut stu_rx) = connect(&url, "stuUser1", "room1").await;
+    session_flow(&server.url(), None).await;
+}
+
+#[tokio::test]
+async fn rtcproctor_session_through_our_server() {
+    let server = start(ServerConfig::loopback()).await.expect("our server");
+    let url = url::Url::parse(server.base_url()).expect("url");
+    session_flow(&url, Some(server.proctor_key())).await;
+    server.shutdown().await;
+}
+
+/// Open, join (absent and present), join request, relay, extra-data,
+/// disconnect: the RTCProctor flows on one server. `key`: the proctor key
+/// our server wants from viewers.
+async fn session_flow(url: &url::Url, key: Option<&str>) {
+    let (stu, mut stu_rx) = connect(url, "stuUser1", "room1").await;
     // Emitted right after connect() returns: must not be dropped.
     let ack = stu
         .emit_with_ack("open-room", room_args("room1"), T)
@@ -61,7 +86,7 @@ async fn rtcproctor_session_through_the_stock_server() {
         .expect("open-room ack");
     assert_eq!(ack, vec![json!(true)]);
 
-    let (mon, mut mon_rx) = connect(&url, "monUser1", "room1").await;
+    let (mon, mut mon_rx) = connect_with_key(url, "monUser1", "room1", key).await;
     let absent = mon
         .emit_with_ack("join-room", room_args("nobody"), T)
         .await
@@ -216,4 +241,35 @@ async fn wss_with_pinned_or_loopback_certificates() {
             .expect("in time")
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn wss_to_our_self_signed_server_with_its_printed_fingerprint() {
+    let mut config = ServerConfig::loopback();
+    config.tls = rtcproctor::signal::tls::TlsMode::SelfSigned;
+    let server = start(config).await.expect("our server");
+    let url = url::Url::parse(server.base_url()).expect("url");
+    assert_eq!(url.scheme(), "https");
+    let pin = server.fingerprint().expect("a fingerprint").to_string();
+    let mut cfg = ClientConfig::rtcproctor(url.clone(), "tlsOurs", "r");
+    // As printed ("AB:CD:..."): colons and case are accepted.
+    cfg.tls = ClientTls::PinSha256(pin);
+    let (c, _rx) = timeout(T, SignalClient::connect(cfg.clone()))
+        .await
+        .expect("in time")
+        .expect("pinned certificate accepted");
+    let ack = c
+        .emit_with_ack("check-presence", vec![json!("r")], T)
+        .await
+        .expect("ack");
+    assert_eq!(ack[0], json!(false));
+    c.close().await;
+    cfg.tls = ClientTls::PinSha256("00".repeat(32));
+    assert!(
+        timeout(T, SignalClient::connect(cfg))
+            .await
+            .expect("in time")
+            .is_err()
+    );
+    server.shutdown().await;
 }

@@ -53,20 +53,24 @@ impl Drop for TempDir {
 impl StockServer {
     /// Plain HTTP on 127.0.0.1.
     pub fn start() -> StockServer {
-        Self::spawn(false)
+        Self::spawn(false, free_port())
+    }
+
+    /// Plain HTTP on 127.0.0.1:`port` (to restart a server where it was).
+    pub fn start_on(port: u16) -> StockServer {
+        Self::spawn(false, port)
     }
 
     /// HTTPS on 127.0.0.1 with a fresh self-signed certificate (the
     /// package's own test certificate is X.509 v1 with RSA-1024, which no
     /// modern TLS stack accepts).
     pub fn start_tls() -> StockServer {
-        Self::spawn(true)
+        Self::spawn(true, free_port())
     }
 
-    fn spawn(tls: bool) -> StockServer {
+    fn spawn(tls: bool, port: u16) -> StockServer {
         use sha2::Digest;
         let pkg = node_dir().join("node_modules/rtcmulticonnection-server");
-        let port = free_port();
         let mut cmd = Command::new("node");
         cmd.arg("server.js")
             .current_dir(&pkg)

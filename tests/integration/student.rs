@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use rtcproctor::signal::client::ClientTls;
 use rtcproctor::sim::pattern::Marks;
 use rtcproctor::sim::source::unix_ms;
 use rtcproctor::sim::student::{self, Schedule, StudentConfig, StudentEvent};
@@ -16,23 +15,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::rust_viewer::{RustViewer, Seen};
 use crate::stock_server::StockServer;
+use rtcproctor::signal::server::{ServerConfig, start as start_server};
 
 const T: Duration = Duration::from_secs(20);
 
 fn config(server: &url::Url, code: &str, schedule: Schedule) -> StudentConfig {
-    StudentConfig {
-        server: server.clone(),
-        tls: ClientTls::Verify,
-        code: code.to_string(),
-        name: format!("Student {code}"),
-        width: 320,
-        height: 240,
-        fps: 10,
-        audio: true,
-        ice_servers: vec![],
-        udp_bind: vec!["127.0.0.1:0".to_string()],
-        schedule,
-    }
+    let mut cfg = StudentConfig::new(server.clone(), code, &format!("Student {code}"));
+    cfg.fps = 10;
+    cfg.udp_bind = vec!["127.0.0.1:0".to_string()];
+    cfg.schedule = schedule;
+    cfg
 }
 
 /// Runs a student; cancels it on drop.
@@ -278,15 +270,30 @@ fn student_command_goes_live_and_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_rtcproctor_monitor_in_chromium_watches_the_synthetic_student() {
     let server = StockServer::start();
+    chromium_monitor_watches(&server.url()).await;
+}
+
+/// The same through our server, in its compatibility mode for the stock
+/// monitor page (open viewing: the page cannot send a proctor key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_rtcproctor_monitor_watches_the_synthetic_student_through_our_server() {
+    let mut config = ServerConfig::loopback();
+    config.open_viewing = true;
+    let server = start_server(config).await.expect("our server");
+    chromium_monitor_watches(&url::Url::parse(server.base_url()).expect("url")).await;
+    server.shutdown().await;
+}
+
+async fn chromium_monitor_watches(server_url: &url::Url) {
     let node_dir = crate::stock_server::node_dir();
     let started_ms = unix_ms();
-    let mut stu = start(config(&server.url(), "chromium-room", Schedule::default()));
+    let mut stu = start(config(server_url, "chromium-room", Schedule::default()));
     wait_event(&mut stu, "live", |e| matches!(e, StudentEvent::Live { .. })).await;
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/rtcmc_monitor.js");
     let run = tokio::process::Command::new("node")
         .arg(script)
-        .arg(server.url().as_str())
+        .arg(server_url.as_str())
         .arg("chromium-room")
         .arg("25")
         .env("RTCPROCTOR_NODE_DIR", &node_dir)
@@ -317,6 +324,18 @@ async fn stock_rtcproctor_monitor_in_chromium_watches_the_synthetic_student() {
         report["framesLate"].as_u64().unwrap_or(0),
     );
     assert!(late > early && early > 0, "frames not advancing: {brief}");
+    // The Opus silence packets decode: Chromium invents (conceals) little.
+    let audio = &report["audio"];
+    let total = audio["totalSamplesReceived"].as_u64().unwrap_or(0);
+    let concealed = audio["concealedSamples"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        audio["packetsReceived"].as_u64().unwrap_or(0) > 0,
+        "{brief}"
+    );
+    assert!(
+        total > 0 && concealed < total / 2,
+        "audio not decoded: {brief}"
+    );
 
     use base64::Engine;
     let rgba = base64::engine::general_purpose::STANDARD
@@ -330,4 +349,126 @@ async fn stock_rtcproctor_monitor_in_chromium_watches_the_synthetic_student() {
         "{marks:?}"
     );
     assert!(marks.counter > 0);
+}
+
+/// The stock server still holds our userid (e.g. a socket not yet reaped):
+/// it says `userid-already-taken` and never acks; the student picks a new
+/// userid and goes live anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn student_recovers_from_userid_already_taken() {
+    let server = StockServer::start();
+    let holder =
+        rtcproctor::signal::client::ClientConfig::rtcproctor(server.url(), "taken-id", "x");
+    let (_holder, _rx) = rtcproctor::signal::client::SignalClient::connect(holder)
+        .await
+        .expect("holder connects");
+    let mut cfg = config(&server.url(), "taken-room", Schedule::default());
+    cfg.userid = Some("taken-id".into());
+    let mut stu = start(cfg);
+    let ev = wait_event(&mut stu, "off-air for the taken userid", |e| {
+        matches!(e, StudentEvent::Offline { .. } | StudentEvent::Live { .. })
+    })
+    .await;
+    assert!(
+        matches!(&ev, StudentEvent::Offline { reason, .. } if reason.contains("already taken")),
+        "{ev:?}"
+    );
+    wait_event(&mut stu, "live with a new userid", |e| {
+        matches!(e, StudentEvent::Live { .. })
+    })
+    .await;
+    let mut viewer = RustViewer::join(&server.url(), "taken-room", "monTaken").await;
+    next_marked(&mut viewer).await;
+}
+
+/// The server goes away and comes back on the same address: the student
+/// notices, reconnects by itself and opens its room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn student_reopens_its_room_after_the_server_restarts() {
+    let server = StockServer::start();
+    let port = server.port;
+    let mut stu = start(config(&server.url(), "restart-room", Schedule::default()));
+    wait_event(&mut stu, "live", |e| matches!(e, StudentEvent::Live { .. })).await;
+    drop(server);
+    wait_event(&mut stu, "off-air", |e| {
+        matches!(e, StudentEvent::Offline { .. })
+    })
+    .await;
+    let server = StockServer::start_on(port);
+    wait_event(&mut stu, "live again", |e| {
+        matches!(e, StudentEvent::Live { .. })
+    })
+    .await;
+    let mut viewer = RustViewer::join(&server.url(), "restart-room", "monRestart").await;
+    let (_, idr) = next_marked(&mut viewer).await;
+    assert!(idr);
+}
+
+/// Through our server: the viewer needs the proctor key; the student, like
+/// the page, needs none. Frames decode with readable marks; a viewer without
+/// the key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn student_streams_to_a_rust_viewer_through_our_server() {
+    let server = start_server(ServerConfig::loopback())
+        .await
+        .expect("our server");
+    let url = url::Url::parse(server.base_url()).expect("url");
+    let schedule = Schedule {
+        chat_every: Some(Duration::from_millis(700)),
+        ..Default::default()
+    };
+    let mut stu = start(config(&url, "ours-room", schedule));
+    wait_event(&mut stu, "live", |e| matches!(e, StudentEvent::Live { .. })).await;
+
+    let cfg =
+        rtcproctor::signal::client::ClientConfig::rtcproctor(url.clone(), "noKey", "ours-room");
+    let (nokey, _rx) = rtcproctor::signal::client::SignalClient::connect(cfg)
+        .await
+        .expect("connect without key");
+    let refused = nokey
+        .emit_with_ack(
+            "join-room",
+            vec![json!({"sessionid": "ours-room", "session": {"audio": true, "video": true, "oneway": true},
+                "extra": {}, "password": ""})],
+            T,
+        )
+        .await
+        .expect("join ack");
+    assert_eq!(refused[0], json!(false), "{refused:?}");
+    nokey.close().await;
+
+    let mut viewer =
+        RustViewer::join_with_key(&url, "ours-room", "monOurs", Some(server.proctor_key())).await;
+    let (first, idr) = next_marked(&mut viewer).await;
+    assert!(idr);
+    let mut last = first;
+    for _ in 0..5 {
+        let (m, _) = next_marked(&mut viewer).await;
+        assert!(m.counter > last.counter);
+        last = m;
+    }
+    viewer.send_pli().await;
+    let mut got_idr = false;
+    for _ in 0..10 {
+        if next_marked(&mut viewer).await.1 {
+            got_idr = true;
+            break;
+        }
+    }
+    assert!(got_idr, "no keyframe within 10 frames after PLI");
+    timeout(T, async {
+        loop {
+            if let Seen::Signal(name, args) = viewer.seen.recv().await.expect("viewer runs")
+                && name == "extra-data-updated"
+                && args[1]["message"].as_str().is_some_and(|m| !m.is_empty())
+            {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("chat through our server");
+    viewer.leave().await;
+    drop(stu);
+    server.shutdown().await;
 }

@@ -5,7 +5,8 @@
 // usage: node rtcmc_monitor.js SERVER_URL CODE SECONDS
 //   env RTCPROCTOR_NODE_DIR: where scripts/setup --test installed the packages
 // Prints one JSON line: {joined, error, videoWidth, videoHeight, framesEarly,
-// framesLate, width, height, rgba (base64 of a captured frame)}.
+// framesLate, audio {packetsReceived, totalSamplesReceived, concealedSamples},
+// width, height, rgba (base64 of a captured frame)}.
 // Exits 0 when it printed a report, 1 on a setup failure.
 'use strict';
 const fs = require('fs');
@@ -90,8 +91,25 @@ const page_html = `<!doctype html><html><body>
       s = await state();
     }
     const framesEarly = s.frames;
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 2000));
     const late = await state();
+    // Audio: whether Chromium's Opus decoder accepts the student's packets
+    // (concealed samples are what it had to invent instead).
+    const audio = await page.evaluate(async () => {
+      const out = { packetsReceived: 0, totalSamplesReceived: 0, concealedSamples: 0 };
+      for (const id of Object.keys(connection.peers)) {
+        const pc = connection.peers[id] && connection.peers[id].peer;
+        if (!pc || !pc.getStats) continue;
+        (await pc.getStats()).forEach((r) => {
+          if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+            out.packetsReceived += r.packetsReceived || 0;
+            out.totalSamplesReceived += r.totalSamplesReceived || 0;
+            out.concealedSamples += r.concealedSamples || 0;
+          }
+        });
+      }
+      return out;
+    });
     // One frame as RGBA, at the video's own size, for the caller to read the marks.
     const frame = await page.evaluate(() => {
       const v = document.getElementById('remote');
@@ -108,7 +126,7 @@ const page_html = `<!doctype html><html><body>
     console.log(JSON.stringify(Object.assign({
       joined: late.joined, error: late.error, streams: late.streams,
       videoWidth: late.videoWidth, videoHeight: late.videoHeight,
-      framesEarly, framesLate: late.frames,
+      framesEarly, framesLate: late.frames, audio,
       logs: late.videoWidth ? [] : logs.slice(-30),
     }, frame || {})));
   } finally {
