@@ -184,18 +184,8 @@ fn spawn_students(
 
 fn config(server: &url::Url, code: &str, name: &str, schedule: Schedule) -> StudentConfig {
     StudentConfig {
-        server: server.clone(),
-        tls: crate::signal::client::ClientTls::Verify,
-        code: code.to_string(),
-        name: name.to_string(),
-        userid: None,
-        width: 320,
-        height: 240,
-        fps: 5,
-        texture: false,
-        audio: true,
-        ice_servers: Vec::new(),
         udp_bind: vec!["127.0.0.1:0".into()],
         schedule,
+        ..StudentConfig::new(server.clone(), code, name)
     }
 }

@@ -11,7 +11,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use rtcproctor::signal::client::ClientTls;
 use rtcproctor::signal::server::{ServerConfig, start};
 use rtcproctor::sim::student::{Schedule, StudentConfig};
 use rtcproctor::store::{SessionDir, SessionSummary, load_record};
@@ -20,17 +19,12 @@ const KEY: &str = "record-test-key";
 
 fn student(url: &url::Url, code: &str, schedule: Schedule) -> StudentConfig {
     StudentConfig {
-        server: url.clone(),
-        tls: ClientTls::Verify,
-        code: code.into(),
-        name: code.into(),
         width: 160,
         height: 120,
-        fps: 5,
         audio: false,
-        ice_servers: Vec::new(),
         udp_bind: vec!["127.0.0.1:0".into()],
         schedule,
+        ..StudentConfig::new(url.clone(), code, code)
     }
 }
 
