@@ -14,21 +14,7 @@ pub struct Card<'a> {
     pub svg: String,
 }
 
-/// Escape text for HTML element content and quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::web::html_escape as escape;
 
 const STYLE: &str = r#"
 @page { size: A4; margin: 10mm; }

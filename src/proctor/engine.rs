@@ -603,7 +603,7 @@ impl StudentTask {
                         if message.get("type").and_then(Value::as_str) == Some("offer") {
                             break (sender, message);
                         }
-                        if let Some(c) = candidate_from(&message) {
+                        if let Some(c) = crate::signal::protocol::candidate_init(&message) {
                             early_candidates.push(c);
                         }
                     }
@@ -781,7 +781,7 @@ impl StudentTask {
                 return None;
             }
             let message = env.get("message")?;
-            if let Some(c) = candidate_from(message) {
+            if let Some(c) = crate::signal::protocol::candidate_init(message) {
                 if let Err(e) = session.add_remote_candidate(c).await {
                     tracing::debug!(student = %self.id, "remote candidate refused: {e}");
                 }
@@ -1041,26 +1041,6 @@ fn join_room_payload(code: &str) -> Value {
     })
 }
 
-/// A trickled candidate message `{candidate, sdpMid, sdpMLineIndex}`.
-fn candidate_from(message: &Value) -> Option<RTCIceCandidateInit> {
-    let candidate = message.get("candidate")?.as_str()?.to_string();
-    if candidate.is_empty() {
-        return None;
-    }
-    Some(RTCIceCandidateInit {
-        candidate,
-        sdp_mid: message
-            .get("sdpMid")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        sdp_mline_index: message
-            .get("sdpMLineIndex")
-            .and_then(Value::as_u64)
-            .map(|i| i as u16),
-        ..Default::default()
-    })
-}
-
 /// A userid like RTCMultiConnection's (random, base 36), marked as ours.
 fn new_userid() -> String {
     let n: u64 = rand::random();
@@ -1095,11 +1075,11 @@ mod tests {
     #[test]
     fn candidates_parse_from_the_library_shape() {
         let m = json!({"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0});
-        let c = candidate_from(&m).unwrap();
+        let c = crate::signal::protocol::candidate_init(&m).unwrap();
         assert_eq!(c.sdp_mid.as_deref(), Some("0"));
         assert_eq!(c.sdp_mline_index, Some(0));
-        assert!(candidate_from(&json!({"type": "offer"})).is_none());
-        assert!(candidate_from(&json!({"candidate": ""})).is_none());
+        assert!(crate::signal::protocol::candidate_init(&json!({"type": "offer"})).is_none());
+        assert!(crate::signal::protocol::candidate_init(&json!({"candidate": ""})).is_none());
     }
 
     #[test]

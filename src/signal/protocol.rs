@@ -289,6 +289,29 @@ pub const MALFORMED_REQUEST: &str = "Malformed request";
 /// Too many events from one socket in a short time.
 pub const TOO_MANY_MESSAGES: &str = "Too many messages: slow down";
 
+/// The ICE candidate of a trickled candidate message
+/// `{candidate, sdpMid, sdpMLineIndex}` (None for an empty end-of-candidates).
+pub fn candidate_init(
+    message: &Value,
+) -> Option<rtc::peer_connection::transport::RTCIceCandidateInit> {
+    let candidate = message.get("candidate")?.as_str()?.to_string();
+    if candidate.is_empty() {
+        return None;
+    }
+    Some(rtc::peer_connection::transport::RTCIceCandidateInit {
+        candidate,
+        sdp_mid: message
+            .get("sdpMid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        sdp_mline_index: message
+            .get("sdpMLineIndex")
+            .and_then(Value::as_u64)
+            .map(|i| i as u16),
+        ..Default::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

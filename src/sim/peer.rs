@@ -294,20 +294,8 @@ impl Peer {
 
     /// Add a trickled candidate from the proctor (`message` of the envelope).
     pub async fn on_candidate(&mut self, message: &Value) -> Result<()> {
-        let Some(candidate) = message.get("candidate").and_then(Value::as_str) else {
+        let Some(init) = crate::signal::protocol::candidate_init(message) else {
             return Ok(());
-        };
-        let init = RTCIceCandidateInit {
-            candidate: candidate.to_string(),
-            sdp_mid: message
-                .get("sdpMid")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            sdp_mline_index: message
-                .get("sdpMLineIndex")
-                .and_then(Value::as_u64)
-                .map(|i| i as u16),
-            ..Default::default()
         };
         if !self.remote_set {
             self.early_candidates.push(init);

@@ -38,6 +38,28 @@ pub fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
         .map(|(_, mime, body)| (*mime, body.as_bytes()))
 }
 
+/// Escape text for HTML element content and quoted attribute values.
+/// Control characters (terminal escapes pasted into a chat or a roster) are
+/// shown as `\u{..}`, never passed through.
+pub fn html_escape(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
