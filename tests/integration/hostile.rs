@@ -544,3 +544,190 @@ fn theme_errors_are_clean() {
         },
     );
 }
+
+// ------------------------------------------------- a real server, over TCP
+
+mod live {
+    use std::time::Duration;
+
+    use futures_util::SinkExt;
+    use proptest::strategy::ValueTree;
+    use rtcproctor::signal::client::{ClientConfig, ClientEvent, SignalClient};
+    use rtcproctor::signal::server::{ServerConfig, start};
+    use tokio::sync::mpsc::Receiver;
+    use tokio::time::timeout;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::*;
+
+    const T: Duration = Duration::from_secs(10);
+    /// Random events the hostile clients send, and raw frames.
+    const EVENTS: usize = 400;
+    const FRAMES: usize = 400;
+
+    async fn connect(
+        url: &url::Url,
+        userid: &str,
+        key: Option<&str>,
+    ) -> (SignalClient, Receiver<ClientEvent>) {
+        let mut cfg = ClientConfig::rtcproctor(url.clone(), userid, "");
+        cfg.proctor_key = key.map(String::from);
+        timeout(T, SignalClient::connect(cfg))
+            .await
+            .expect("connect in time")
+            .expect("connect")
+    }
+
+    async fn expect_event(rx: &mut Receiver<ClientEvent>, name: &str) -> Vec<Value> {
+        timeout(T, async {
+            loop {
+                match rx.recv().await {
+                    Some(ClientEvent::Event { name: n, args }) if n == name => return args,
+                    Some(ClientEvent::Event { .. }) => continue,
+                    other => panic!("waiting for {name}, got {other:?}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {name} within {T:?}"))
+    }
+
+    fn sample<S: Strategy>(runner: &mut TestRunner, s: &S, n: usize) -> Vec<S::Value> {
+        (0..n)
+            .map(|_| s.new_tree(runner).expect("strategy").current())
+            .collect()
+    }
+
+    fn room(code: &str) -> Vec<Value> {
+        vec![json!({
+            "sessionid": code,
+            "session": {"audio": true, "video": true, "oneway": true},
+            "extra": {}, "identifier": "", "password": ""
+        })]
+    }
+
+    /// Hostile clients send random event names with random payloads and
+    /// raw garbage frames to a real server; a good student and proctor on
+    /// the same server then connect, exchange a join request and an offer,
+    /// and chat.
+    #[tokio::test]
+    async fn a_real_server_keeps_serving_after_hostile_clients() {
+        let server = start(ServerConfig::loopback()).await.expect("server");
+        let url = url::Url::parse(server.base_url()).expect("url");
+        let mut runner = TestRunner::new(Config {
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let event_name = prop_oneof![
+            prop::sample::select(vec![
+                "open-room",
+                "join-room",
+                "rtc-video-proctoring",
+                "extra-data-updated",
+                "check-presence",
+                "disconnect-with",
+                "RTCMultiConnection-Custom-Message",
+                "changed-uuid",
+                "set-password",
+                "get-public-rooms",
+            ])
+            .prop_map(String::from),
+            nasty_string(30),
+        ];
+        let events = sample(
+            &mut runner,
+            &(event_name, prop::collection::vec(json_value(), 0..3)),
+            EVENTS,
+        );
+        let frames = sample(
+            &mut runner,
+            &prop_oneof![
+                nasty_string(200),
+                (
+                    prop::sample::select(vec!["4", "40", "42", "43", "2", "3"]),
+                    json_value()
+                )
+                    .prop_map(|(p, v)| format!("{p}{v}")),
+            ],
+            FRAMES,
+        );
+
+        let (h1, _h1_rx) = connect(&url, "hostile-1", None).await;
+        let (h2, _h2_rx) = connect(&url, "hostile-2", Some("wrong-key")).await;
+        for (i, (name, args)) in events.iter().enumerate() {
+            let h = if i % 2 == 0 { &h1 } else { &h2 };
+            // Refusals and disconnects are fine; panics and hangs are not.
+            let _ = timeout(T, h.emit(name, args.clone())).await;
+        }
+        let ws = format!(
+            "ws://{}/socket.io/?EIO=4&transport=websocket",
+            server.addr()
+        );
+        let mut sent = 0;
+        for chunk in frames.chunks(50) {
+            let Ok(Ok((mut sock, _))) = timeout(T, tokio_tungstenite::connect_async(&ws)).await
+            else {
+                panic!("raw WebSocket connect failed");
+            };
+            for f in chunk {
+                if timeout(T, sock.send(Message::text(f.clone())))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+                {
+                    sent += 1;
+                }
+            }
+            let _ = timeout(T, sock.close(None)).await;
+        }
+        eprintln!(
+            "hostile: live server: {} random events, {} raw frames ({sent} sent before any hang-up)",
+            events.len(),
+            frames.len()
+        );
+
+        let (stu, mut stu_rx) = connect(&url, "GoodStudent", None).await;
+        let ack = stu
+            .emit_with_ack("open-room", room("GOOD-CODE"), T)
+            .await
+            .expect("open-room ack");
+        assert_eq!(ack, vec![json!(true)]);
+        let (mon, mut mon_rx) = connect(&url, "GoodProctor", Some(server.proctor_key())).await;
+        let ack = mon
+            .emit_with_ack("join-room", room("GOOD-CODE"), T)
+            .await
+            .expect("join-room ack");
+        assert_eq!(ack, vec![json!(true)]);
+        mon.emit(
+            "rtc-video-proctoring",
+            vec![json!({"remoteUserId": "GOOD-CODE", "sender": "GoodProctor",
+                "message": {"newParticipationRequest": true, "isOneWay": true}})],
+        )
+        .await
+        .expect("emit");
+        let got = expect_event(&mut stu_rx, "rtc-video-proctoring").await;
+        assert_eq!(got[0]["sender"], "GoodProctor");
+        stu.emit(
+            "rtc-video-proctoring",
+            vec![
+                json!({"remoteUserId": "GoodProctor", "sender": "GoodStudent",
+                "message": {"type": "offer", "sdp": "v=0\r\n"}}),
+            ],
+        )
+        .await
+        .expect("emit");
+        let got = expect_event(&mut mon_rx, "rtc-video-proctoring").await;
+        assert_eq!(got[0]["message"]["type"], "offer");
+        stu.emit(
+            "extra-data-updated",
+            vec![json!({"message": "still here", "attention": ""})],
+        )
+        .await
+        .expect("emit");
+        let got = expect_event(&mut mon_rx, "extra-data-updated").await;
+        assert_eq!(got[1]["message"], "still here");
+        for c in [&stu, &mon, &h1, &h2] {
+            c.close().await;
+        }
+        server.shutdown().await;
+    }
+}
