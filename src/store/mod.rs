@@ -172,8 +172,19 @@ impl SessionDir {
 
     /// Create the directory and its snapshot folder.
     pub fn create(&self) -> Result<()> {
-        std::fs::create_dir_all(self.snapshots()).map_err(|e| Error::file(&self.path, e))
+        private_dir(&self.snapshots()).map_err(|e| Error::file(&self.path, e))
     }
+}
+
+/// Create `dir` and missing parents readable by the owner only (0700 on
+/// Unix): session records hold names, chat and camera snapshots, and a
+/// shared or lost machine should not hand them to other accounts.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 #[cfg(test)]

@@ -96,9 +96,14 @@ impl Drop for SessionWriter {
 
 fn open_append(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        super::private_dir(dir)?;
     }
-    OpenOptions::new().create(true).append(true).open(path)
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    // Owner-only, like the session directory (see `private_dir`).
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 fn run(file: File, path: &Path, rx: mpsc::Receiver<Op>, on_error: impl Fn(String)) {
@@ -229,6 +234,19 @@ pub(crate) mod tests {
         w.close();
         let rec = load_record(&path).unwrap();
         assert!(matches!(rec.entries.last().unwrap().kind, EntryKind::End));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn records_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempdir().join("session");
+        let path = dir.join("record-p.jsonl");
+        let w = SessionWriter::open(&path, |_| {}).unwrap();
+        w.close();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700, "session directory");
+        assert_eq!(mode(&path), 0o600, "record file");
     }
 
     #[test]

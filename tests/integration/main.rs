@@ -3,6 +3,7 @@
 mod cli;
 mod codes;
 mod engine;
+mod hostile;
 mod page;
 mod record;
 mod rust_viewer;
