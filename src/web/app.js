@@ -427,10 +427,23 @@
       const deviceId = track.getSettings().deviceId;
       try {
         track.stop(); // phones often cannot open the same camera twice
-        const fresh = await navigator.mediaDevices.getUserMedia({
-          video: Object.assign({}, c, deviceId ? { deviceId: { exact: deviceId } } : {}),
-        });
-        replaceTrack(track, fresh.getVideoTracks()[0]);
+        // The stopped track releases the device asynchronously; a reopen
+        // that races it gets the old (small) format. Wait and retry a few
+        // times until the size is right (or keep the last one).
+        const video = Object.assign({}, c, deviceId ? { deviceId: { exact: deviceId } } : {});
+        let fresh = null;
+        for (let attempt = 0; ; attempt++) {
+          if (attempt > 0) await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+          const t = (await navigator.mediaDevices.getUserMedia({ video })).getVideoTracks()[0];
+          const w = (t.getSettings && t.getSettings().width) || 0;
+          const right = want === 'high' ? w >= c.width.ideal * 0.9 : w <= c.width.ideal * 1.5;
+          if (right || attempt >= 3 || S.quality !== want) {
+            fresh = t;
+            break;
+          }
+          t.stop();
+        }
+        replaceTrack(track, fresh);
       } catch (e) {
         console.warn('reopening the camera at', want, 'failed:', e);
         onTrackEnded(track);
