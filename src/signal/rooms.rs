@@ -537,6 +537,13 @@ impl Registry {
         effects
     }
 
+    /// The registered user behind a socket: userid, address, key status.
+    fn caller(&self, sid: Sid) -> Option<(String, IpAddr, KeyStatus)> {
+        let userid = self.sids.get(&sid)?.clone();
+        let u = self.users.get(&userid)?;
+        Some((userid, u.ip, u.key))
+    }
+
     /// `open-room`: publish a stream under a code. Returns the ack arguments.
     pub fn open_room(
         &mut self,
@@ -545,12 +552,8 @@ impl Registry {
         now: Instant,
     ) -> (Vec<Value>, Vec<Effect>) {
         let fail = |reason: &str| vec![json!(false), json!(reason)];
-        let Some(userid) = self.sids.get(&sid).cloned() else {
+        let Some((userid, ip, key)) = self.caller(sid) else {
             return (fail(p::ROOM_NOT_AVAILABLE), vec![]);
-        };
-        let (ip, key) = match self.users.get(&userid) {
-            Some(u) => (u.ip, u.key),
-            None => return (fail(p::ROOM_NOT_AVAILABLE), vec![]),
         };
         if req.sessionid.is_empty() || req.sessionid.len() > self.limits.max_id_len {
             return (fail(p::MALFORMED_REQUEST), vec![]);
@@ -604,12 +607,8 @@ impl Registry {
         now: Instant,
     ) -> (Vec<Value>, Vec<Effect>) {
         let fail = |reason: &str| vec![json!(false), json!(reason)];
-        let Some(userid) = self.sids.get(&sid).cloned() else {
+        let Some((userid, ip, key)) = self.caller(sid) else {
             return (fail(p::ROOM_NOT_AVAILABLE), vec![]);
-        };
-        let (ip, key) = match self.users.get(&userid) {
-            Some(u) => (u.ip, u.key),
-            None => return (fail(p::ROOM_NOT_AVAILABLE), vec![]),
         };
         if req.sessionid.len() > self.limits.max_id_len || self.bound_extra(&mut req.extra).is_err()
         {
