@@ -191,6 +191,18 @@ impl Tap {
                     at: from_ms(c.t),
                 });
             }
+            // Recorded paths are relative to the session directory.
+            let session_dir = self.snapshots.parent().map(std::path::Path::to_path_buf);
+            for snap in &s.snapshots {
+                let path = match &session_dir {
+                    Some(d) => d.join(&snap.path),
+                    None => std::path::PathBuf::from(&snap.path),
+                };
+                events.push(EngineEvent::Snapshot {
+                    student: id.clone(),
+                    path: path.display().to_string(),
+                });
+            }
             for a in s.open_attention() {
                 open += 1;
                 events.push(EngineEvent::Attention {
@@ -491,6 +503,11 @@ mod tests {
             from: Party::Student,
             raised: true,
             at: SystemTime::now(),
+        });
+        let snap = dir.snapshots().join("s1-1-attention.png");
+        rec.observe(&EngineEvent::Snapshot {
+            student: StudentId("s1".into()),
+            path: snap.display().to_string(),
         });
         rec.sync();
         drop(rec); // killed

@@ -24,6 +24,8 @@ use crate::roster::{Roster, Student};
 /// Chat lines kept per student (older ones are dropped from the screen; the
 /// session record keeps everything).
 pub const CHAT_HISTORY: usize = 500;
+/// Snapshot paths remembered per student (the record keeps them all).
+const SNAPSHOT_HISTORY: usize = 200;
 /// How long a notice stays in the footer.
 pub const NOTICE_FOR: Duration = Duration::from_secs(6);
 /// Half period of the attention flash.
@@ -91,6 +93,9 @@ pub struct Tile {
     pub chat: Vec<ChatLine>,
     /// The camera shows black or a still picture.
     pub camera: Option<crate::media::camera_check::CameraProblem>,
+    /// Snapshot files of this student, oldest first (this run and, after a
+    /// resume, the recorded session's).
+    pub snapshots: Vec<String>,
 }
 
 impl Tile {
@@ -109,6 +114,7 @@ impl Tile {
             pinged_at: None,
             chat: Vec::new(),
             camera: None,
+            snapshots: Vec::new(),
         }
     }
 
@@ -498,6 +504,13 @@ impl App {
                 self.dirty = true;
             }
             EngineEvent::Snapshot { student, path } => {
+                let i = self.ensure(&student);
+                let snaps = &mut self.tiles[i].snapshots;
+                snaps.push(sanitize::label(&path));
+                if snaps.len() > SNAPSHOT_HISTORY {
+                    snaps.remove(0);
+                }
+                self.dirty = true;
                 let label = self.tile(&student).map(|t| t.label().to_string());
                 let who = label.unwrap_or_else(|| student.0.clone());
                 self.set_notice(

@@ -505,6 +505,39 @@ fn screen_enlarged() {
     });
 }
 
+/// Snapshots (taken now or recorded before a resume) are listed on the
+/// enlarged student, and a black camera is said on the picture.
+#[test]
+fn enlarged_lists_snapshots_and_camera_problems() {
+    let (mut app, frames) = mixed(12, (120, 30));
+    app.start();
+    for p in [
+        "/data/snapshots/s002-1-attention.png",
+        "/data/snapshots/s002-2-black.png",
+    ] {
+        app.update(Msg::Engine(EngineEvent::Snapshot {
+            student: id("s002"),
+            path: p.into(),
+        }));
+    }
+    app.update(Msg::Engine(EngineEvent::Camera {
+        student: id("s001"),
+        problem: Some(rtcproctor::media::camera_check::CameraProblem::Black),
+    }));
+    let grid = format!("{:?}", render(&app, &frames).backend());
+    assert!(
+        grid.contains("CAMERA BLACK") || !grid.contains("s001"),
+        "{grid}"
+    );
+    app.update(key('l'));
+    app.update(code(KeyCode::Enter));
+    let screen = format!("{:?}", render(&app, &frames).backend());
+    assert!(
+        screen.contains("2 snapshot(s), last s002-2-black.png"),
+        "{screen}"
+    );
+}
+
 #[test]
 fn screen_chat_open() {
     snap_all("chat", |app| {

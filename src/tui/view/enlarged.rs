@@ -40,6 +40,16 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, i: usize, ctx: &mut DrawCtx
     if t.unread > 0 {
         title.push(Span::styled(format!(" ✉{} ", t.unread), theme.unread()));
     }
+    if let Some(last) = t.snapshots.last() {
+        let name = std::path::Path::new(last)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| last.clone());
+        title.push(Span::styled(
+            format!(" ▣ {} snapshot(s), last {name} ", t.snapshots.len()),
+            theme.dim(),
+        ));
+    }
     let mut status = vec![Span::styled(
         format!(" {} {} ", state_word(t), since_label(app.now, t.since)),
         theme.state(t.state, t.unknown),
