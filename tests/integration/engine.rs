@@ -1005,6 +1005,8 @@ async fn headless_monitor_prints_json_lines_and_takes_commands() {
             "--roster",
         ])
         .arg(&roster)
+        // The session record goes to the test's folder, not the user's.
+        .env("RTCPROCTOR_DATA_DIR", &dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

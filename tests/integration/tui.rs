@@ -942,7 +942,8 @@ mod e2e {
             socket: format!("rtcp-e2e-{}-demo", std::process::id()),
         };
         let cmd = format!(
-            "COLORTERM=truecolor {} --log-file {} demo --students 3; echo EXITED:$?; sleep 30",
+            "COLORTERM=truecolor RTCPROCTOR_DATA_DIR={} {} --log-file {} demo --students 3; echo EXITED:$?; sleep 30",
+            dir.display(),
             env!("CARGO_BIN_EXE_rtcproctor"),
             dir.join("log.txt").display()
         );

@@ -63,6 +63,8 @@ async function main() {
 
   monitor = spawn(BIN, ['monitor', '--headless', '--http', '--bind', '127.0.0.1:0', '--roster', roster], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    // The session record goes to the test's folder, not the user's.
+    env: Object.assign({}, process.env, { RTCPROCTOR_DATA_DIR: profile }),
   });
   const events = [];
   readline.createInterface({ input: monitor.stdout }).on('line', (l) => {
