@@ -14,7 +14,7 @@ use socketioxide::socket::DisconnectReason;
 use socketioxide::{SendError, SocketError, SocketIo};
 
 use super::protocol::{self as p, Envelope, HandshakeQuery, RoomRequest};
-use super::rooms::{Connect, ConnectOutcome, Effect, KeyStatus, Registry, Verdict};
+use super::rooms::{Connect, ConnectOutcome, Effect, KeyStatus, Registry, Sid, Verdict};
 
 /// State shared by all sockets of one server.
 pub struct Shared {
@@ -264,35 +264,39 @@ pub fn reap(
 }
 
 fn open_room(sh: &Shared, io: &SocketIo, s: &SocketRef, ack: AckSender, data: Option<Value>) {
-    if !admitted(sh, s, p::OPEN_ROOM) {
-        send_ack(ack, &[json!(false), json!(p::TOO_MANY_MESSAGES)]);
-        return;
-    }
-    let Some(req) = data.and_then(|v| serde_json::from_value::<RoomRequest>(v).ok()) else {
-        tracing::warn!(sid = %s.id, "open-room: malformed request (needs an object with a sessionid string)");
-        send_ack(ack, &[json!(false), json!(p::MALFORMED_REQUEST)]);
-        return;
-    };
-    let code = req.sessionid.clone();
-    let (args, effects) = sh.registry().open_room(s.id, req, Instant::now());
-    log_ack(s, p::OPEN_ROOM, &code, &args);
-    apply(io, effects);
-    send_ack(ack, &args);
+    room_request(sh, io, s, ack, data, p::OPEN_ROOM, Registry::open_room);
 }
 
 fn join_room(sh: &Shared, io: &SocketIo, s: &SocketRef, ack: AckSender, data: Option<Value>) {
-    if !admitted(sh, s, p::JOIN_ROOM) {
+    room_request(sh, io, s, ack, data, p::JOIN_ROOM, Registry::join_room);
+}
+
+/// A registry operation on a room request: ack arguments and effects.
+type RoomOp = fn(&mut Registry, Sid, RoomRequest, Instant) -> (Vec<Value>, Vec<Effect>);
+
+/// What `open-room` and `join-room` share: rate check, request parsing,
+/// the registry's verdict, its effects, then the ack.
+fn room_request(
+    sh: &Shared,
+    io: &SocketIo,
+    s: &SocketRef,
+    ack: AckSender,
+    data: Option<Value>,
+    event: &str,
+    op: RoomOp,
+) {
+    if !admitted(sh, s, event) {
         send_ack(ack, &[json!(false), json!(p::TOO_MANY_MESSAGES)]);
         return;
     }
     let Some(req) = data.and_then(|v| serde_json::from_value::<RoomRequest>(v).ok()) else {
-        tracing::warn!(sid = %s.id, "join-room: malformed request (needs an object with a sessionid string)");
+        tracing::warn!(sid = %s.id, "{event}: malformed request (needs an object with a sessionid string)");
         send_ack(ack, &[json!(false), json!(p::MALFORMED_REQUEST)]);
         return;
     };
     let code = req.sessionid.clone();
-    let (args, effects) = sh.registry().join_room(s.id, req, Instant::now());
-    log_ack(s, p::JOIN_ROOM, &code, &args);
+    let (args, effects) = op(&mut sh.registry(), s.id, req, Instant::now());
+    log_ack(s, event, &code, &args);
     apply(io, effects);
     send_ack(ack, &args);
 }
