@@ -203,6 +203,8 @@ pub struct App {
     /// Set once the proctor confirmed quitting.
     pub quitting: bool,
     pub options: AppOptions,
+    /// How pictures are drawn and why ("sixel (detected: DA1 attribute 4)").
+    pub graphics: String,
     keymap: Keymap,
     /// Last visibility sent to the engine, to send only changes.
     last_visible: Option<Vec<StudentId>>,
@@ -229,6 +231,7 @@ impl App {
             dirty: true,
             quitting: false,
             options,
+            graphics: "halfblocks".to_string(),
             keymap: Keymap::default(),
             last_visible: None,
         };

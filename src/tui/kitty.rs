@@ -48,8 +48,8 @@ pub fn cell_pixels() -> (u32, u32) {
     }
 }
 
-/// PNG bytes of the pixels.
-fn png(width: u32, height: u32, pixels: &[Rgb]) -> Option<Vec<u8>> {
+/// PNG bytes of the pixels (also used for iTerm2 images).
+pub fn png(width: u32, height: u32, pixels: &[Rgb]) -> Option<Vec<u8>> {
     use image::ImageEncoder;
     let raw: Vec<u8> = pixels.iter().flatten().copied().collect();
     let mut out = Vec::new();
@@ -64,7 +64,8 @@ fn png(width: u32, height: u32, pixels: &[Rgb]) -> Option<Vec<u8>> {
 }
 
 /// The escape sequences that place (or replace) an image: cursor to the
-/// first cell, transmit-and-display in chunks, cursor back.
+/// first cell, transmit-and-display in chunks, cursor back. `z=-1` puts the
+/// image under text, so a state badge drawn over a tile stays readable.
 pub fn place(up: &Upload) -> Vec<u8> {
     let Some(data) = png(up.width, up.height, &up.pixels) else {
         return Vec::new();
@@ -79,7 +80,7 @@ pub fn place(up: &Upload) -> Vec<u8> {
         if k == 0 {
             out.extend_from_slice(
                 format!(
-                    "\x1b_Ga=T,f=100,i={},p=1,q=2,C=1,c={},r={},m={more};",
+                    "\x1b_Ga=T,f=100,i={},p=1,q=2,C=1,z=-1,c={},r={},m={more};",
                     up.id, up.cells.width, up.cells.height
                 )
                 .as_bytes(),
@@ -125,7 +126,7 @@ mod tests {
             pixels,
         };
         let s = String::from_utf8(place(&up)).unwrap();
-        assert!(s.starts_with("\x1b7\x1b[3;4H\x1b_Ga=T,f=100,i=42,p=1,q=2,C=1,c=8,r=4,m=1;"));
+        assert!(s.starts_with("\x1b7\x1b[3;4H\x1b_Ga=T,f=100,i=42,p=1,q=2,C=1,z=-1,c=8,r=4,m=1;"));
         assert!(s.contains("\x1b_Gm=1;") || s.contains("\x1b_Gm=0;"));
         assert!(s.ends_with("\x1b\\\x1b8"));
         assert_eq!(s.matches("m=0;").count(), 1, "exactly one last chunk");

@@ -22,22 +22,26 @@
 //! - [`view`]: drawing (grid, tile, thumbnail, chat, off-air list, help,
 //!   enlarged view, header/footer) and the shared [`view::layout`].
 //! - [`halfblock`]: pictures to half-block cells (the default, works over
-//!   ssh and tmux); [`kitty`]: the kitty graphics protocol
-//!   (`--graphics kitty`); [`pacer`]: throughput
+//!   ssh and tmux); [`kitty`], [`sixel`], [`iterm2`]: terminal graphics
+//!   (`--graphics kitty|sixel|iterm2`); [`detect`]: what `--graphics auto`
+//!   picks (queries the terminal once, before the event loop); [`pacer`]: throughput
 //!   metering and adaptation; [`theme`]: semantic styles from TOML;
 //!   [`notify`]: bell, OSC 9/777, desktop; [`sanitize`]: network text.
 //! - [`fake`]: a fake engine for tests, benchmarks and development.
 
 pub mod app;
+pub mod detect;
 pub mod fake;
 pub mod halfblock;
 pub mod input;
+pub mod iterm2;
 pub mod keymap;
 pub mod kitty;
 pub mod msg;
 pub mod notify;
 pub mod pacer;
 pub mod sanitize;
+pub mod sixel;
 pub mod theme;
 pub mod view;
 
@@ -72,6 +76,7 @@ use crate::proctor::{EngineCommand, EngineEvent, EngineHandle, FrameSlots};
 use crate::roster::Roster;
 use crate::{Error, Result};
 use halfblock::Quantiser;
+use view::thumbnail::{ImageProtocol, ImageState};
 use view::{DrawCtx, ThumbCache};
 
 /// Everything the dashboard is told at start.
@@ -414,16 +419,23 @@ pub async fn run_dashboard(handle: EngineHandle, opts: DashboardOptions) -> Resu
     if let Some(text) = &opts.startup_notice {
         app.set_notice(text, false);
     }
-    let use_kitty = opts.graphics == GraphicsMode::Kitty;
-    match opts.graphics {
-        GraphicsMode::Auto | GraphicsMode::Halfblocks | GraphicsMode::Kitty => {}
-        other => app.set_notice(
-            &format!(
-                "--graphics {} is not available yet: drawing with half-blocks",
-                format!("{other:?}").to_lowercase()
-            ),
-            false,
-        ),
+    let detected = detect::detect(
+        opts.graphics,
+        &detect::Env::from_process(),
+        term.terminal.backend_mut(),
+    );
+    // The query may have put replies (or, on odd terminals, text) on screen.
+    term.repaint_all()
+        .map_err(|e| Error::Other(anyhow::anyhow!("cannot clear the terminal: {e}")))?;
+    tracing::info!(
+        graphics = detected.protocol.name(),
+        reason = %detected.reason,
+        replies = ?detected.replies,
+        "pictures"
+    );
+    app.graphics = detected.label();
+    if opts.startup_notice.is_none() {
+        app.set_notice(&format!("pictures: {}", detected.label()), false);
     }
     let mut lp = Loop {
         term: &mut term,
@@ -442,12 +454,10 @@ pub async fn run_dashboard(handle: EngineHandle, opts: DashboardOptions) -> Resu
         stats: BenchStats::default(),
         last_size: None,
     };
-    if use_kitty {
-        lp.thumbs.kitty = Some(view::thumbnail::KittyState::new(kitty::cell_pixels()));
-    }
+    lp.thumbs.images = image_state(&detected);
     let started = Instant::now();
     let result = lp.run(&mut app, rx, &opts).await;
-    if use_kitty {
+    if detected.protocol == detect::Protocol::Kitty {
         lp.term.write_raw(kitty::DELETE_ALL);
     }
     cancel.cancel();
@@ -458,6 +468,23 @@ pub async fn run_dashboard(handle: EngineHandle, opts: DashboardOptions) -> Resu
         write_report(path, &stats, elapsed)?;
     }
     result
+}
+
+/// Image drawing for the detected protocol (None: half-blocks).
+fn image_state(d: &detect::Detected) -> Option<ImageState> {
+    let cell_px = d.replies.cell_px.unwrap_or_else(kitty::cell_pixels);
+    let protocol = match d.protocol {
+        detect::Protocol::Halfblocks => return None,
+        detect::Protocol::Kitty => ImageProtocol::Kitty,
+        detect::Protocol::Iterm2 => ImageProtocol::Iterm2,
+        // Terminals that do not say: 256 registers (foot, WezTerm, mlterm
+        // have more) and xterm's default largest image.
+        detect::Protocol::Sixel => ImageProtocol::Sixel {
+            colors: d.replies.sixel_colors.unwrap_or(256).clamp(2, 256),
+            max_px: d.replies.sixel_max.unwrap_or((1000, 1000)),
+        },
+    };
+    Some(ImageState::new(protocol, cell_px))
 }
 
 /// Counters for the benchmark report.
@@ -691,7 +718,7 @@ impl Loop<'_> {
             self.last_size = Some(size);
             self.thumbs.forget_images();
         }
-        if let Some(k) = &mut self.thumbs.kitty {
+        if let Some(k) = &mut self.thumbs.images {
             // Images would cover pop-ups: draw half-blocks under them.
             k.allowed = app.overlay == app::Overlay::None;
         }
@@ -704,10 +731,17 @@ impl Loop<'_> {
         };
         let terminal = &mut self.term.terminal;
         let app_ref: &App = app;
-        let mut draw = || {
-            terminal
-                .draw(|f| view::draw(f, app_ref, &mut ctx))
-                .map(|_| ())
+        // Like `Terminal::draw`, but images go out between drawing and the
+        // cell diff, so text (badges, pop-ups) is always written after them.
+        let mut draw = || -> std::io::Result<()> {
+            terminal.autoresize()?;
+            let area = terminal.get_frame().area();
+            let cursor = view::draw_buffer(terminal.current_buffer_mut(), area, app_ref, &mut ctx);
+            let images = ctx.thumbs.take_output();
+            if !images.is_empty() {
+                terminal.backend_mut().write_all(&images)?;
+            }
+            terminal.apply_buffer_with_cursor(cursor).map(|_| ())
         };
         let r = if tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::MultiThread
@@ -717,10 +751,6 @@ impl Loop<'_> {
             draw()
         };
         r.map_err(term_err)?;
-        let images = self.thumbs.take_output();
-        if !images.is_empty() {
-            self.term.write_raw(&images);
-        }
         app.dirty = false;
         let (b1, t1) = self.meter.totals();
         self.pacer

@@ -33,7 +33,7 @@ const KEYS: &[(&str, &str)] = &[
 ];
 
 /// Draw the help pane over the screen.
-pub fn draw(buf: &mut Buffer, area: Rect, _app: &App, theme: &Theme) {
+pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     let two_cols = area.width >= 84;
     let per_col = if two_cols {
         KEYS.len().div_ceil(2)
@@ -54,7 +54,13 @@ pub fn draw(buf: &mut Buffer, area: Rect, _app: &App, theme: &Theme) {
         .border_style(theme.pane_border(true))
         .style(theme.popup())
         .title_top(Line::styled(" Keys ", theme.pane_border(true)))
-        .title_bottom(Line::styled(" any key closes ", theme.dim()));
+        .title_bottom(Line::styled(
+            super::truncate(
+                &format!(" pictures: {} · any key closes ", app.graphics),
+                w.saturating_sub(2) as usize,
+            ),
+            theme.dim(),
+        ));
     let inner = block.inner(r);
     block.render(r, buf);
     // Legend of the state glyphs.

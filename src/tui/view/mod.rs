@@ -93,7 +93,7 @@ pub fn draw_buffer(buf: &mut Buffer, area: Rect, app: &App, ctx: &mut DrawCtx) -
     if app.overlay != Overlay::None {
         cursor = None;
     }
-    ctx.thumbs.end();
+    ctx.thumbs.end(buf);
     if ctx.depth == ColorDepth::Ansi256 {
         to_256_colours(buf, area);
     }

@@ -8,13 +8,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use ratatui::buffer::Buffer;
+use ratatui::buffer::{Buffer, CellDiffOption};
 use ratatui::layout::Rect;
 use ratatui::style::Color;
 
 use crate::proctor::{Frame, FrameSlots, StudentId};
 use crate::tui::halfblock::{self, Fit, Quantiser, Rgb};
-use crate::tui::kitty;
+use crate::tui::{iterm2, kitty, sixel};
 
 const UPPER_HALF: &str = "▀";
 
@@ -40,13 +40,34 @@ pub struct ThumbCache {
     pub repaints: usize,
     /// Earliest time a tile that skipped a newer frame becomes due.
     pub deferred: Option<Instant>,
-    /// Kitty graphics instead of half-blocks, when chosen.
-    pub kitty: Option<KittyState>,
+    /// Terminal graphics (kitty, sixel, iTerm2) instead of half-blocks.
+    pub images: Option<ImageState>,
 }
 
-/// Images placed with the kitty graphics protocol.
-#[derive(Debug, Default)]
-pub struct KittyState {
+/// The terminal graphics protocol and its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageProtocol {
+    /// Placed images with ids, scaled by the terminal, deleted explicitly.
+    Kitty,
+    /// Painted into the cells; palette of at most `colors` (terminal's
+    /// registers), images no larger than `max_px`.
+    Sixel { colors: u16, max_px: (u32, u32) },
+    /// Painted into the cells (PNG, scaled by the terminal).
+    Iterm2,
+}
+
+impl ImageProtocol {
+    /// Images painted into cells (sixel, iTerm2): no ids, nothing to
+    /// delete; the cells under them are kept out of ratatui's diff.
+    fn painted(self) -> bool {
+        !matches!(self, ImageProtocol::Kitty)
+    }
+}
+
+/// Images on screen and the escape sequences of the current frame.
+#[derive(Debug)]
+pub struct ImageState {
+    pub protocol: ImageProtocol,
     /// Cell size in pixels.
     pub cell_px: (u32, u32),
     /// False while an overlay covers the screen (images would sit on top of
@@ -55,20 +76,28 @@ pub struct KittyState {
     /// Student → (image id, cells) currently on screen.
     shown: HashMap<StudentId, (u32, Rect)>,
     placed: HashSet<StudentId>,
-    /// Escape sequences to write after the frame.
+    /// Cells of the pictures in this frame (text drawn over them later is
+    /// found and repainted over the image every time).
+    covered: Vec<(Rect, Color)>,
+    /// Escape sequences to write with the frame.
     output: Vec<u8>,
     uploads_this_frame: usize,
 }
 
-/// Most kitty images encoded and sent in one draw.
-const KITTY_UPLOADS_PER_DRAW: usize = 6;
+/// Most images encoded and sent in one draw.
+const UPLOADS_PER_DRAW: usize = 6;
 
-impl KittyState {
-    pub fn new(cell_px: (u32, u32)) -> Self {
-        KittyState {
-            cell_px,
+impl ImageState {
+    pub fn new(protocol: ImageProtocol, cell_px: (u32, u32)) -> Self {
+        ImageState {
+            protocol,
+            cell_px: (cell_px.0.max(1), cell_px.1.max(1)),
             allowed: true,
-            ..KittyState::default()
+            shown: HashMap::new(),
+            placed: HashSet::new(),
+            covered: Vec::new(),
+            output: Vec::new(),
+            uploads_this_frame: 0,
         }
     }
 }
@@ -82,7 +111,7 @@ impl Default for ThumbCache {
             interval: Duration::ZERO,
             repaints: 0,
             deferred: None,
-            kitty: None,
+            images: None,
         }
     }
 }
@@ -101,17 +130,19 @@ impl ThumbCache {
         self.repaints = 0;
         self.deferred = None;
         self.touched.clear();
-        if let Some(k) = &mut self.kitty {
+        if let Some(k) = &mut self.images {
             k.uploads_this_frame = 0;
+            k.covered.clear();
         }
     }
 
-    /// Call after drawing a frame: forget tiles no longer on screen (and
-    /// delete their kitty images).
-    pub fn end(&mut self) {
+    /// Call after drawing a frame (overlays included): forget tiles no
+    /// longer on screen, delete their kitty images, and make text drawn over
+    /// a painted picture (a state badge) win over it.
+    pub fn end(&mut self, buf: &mut Buffer) {
         let touched = &self.touched;
         self.entries.retain(|k, _| touched.contains(k));
-        if let Some(k) = &mut self.kitty {
+        if let Some(k) = &mut self.images {
             let gone: Vec<StudentId> = k
                 .shown
                 .keys()
@@ -119,17 +150,25 @@ impl ThumbCache {
                 .cloned()
                 .collect();
             for s in gone {
-                if let Some((id, _)) = k.shown.remove(&s) {
+                if let Some((id, _)) = k.shown.remove(&s)
+                    && k.protocol == ImageProtocol::Kitty
+                {
                     k.output.extend_from_slice(&kitty::delete(id));
                 }
             }
             k.placed.clear();
+            if k.protocol.painted() {
+                for (r, letterbox) in &k.covered {
+                    uncover_text(buf, *r, *letterbox);
+                }
+            }
         }
     }
 
-    /// Kitty escape sequences produced by the last frame (empty otherwise).
+    /// Image escape sequences produced by the last frame (empty otherwise).
+    /// They go out before the frame's text, so text always ends on top.
     pub fn take_output(&mut self) -> Vec<u8> {
-        self.kitty
+        self.images
             .as_mut()
             .map(|k| std::mem::take(&mut k.output))
             .unwrap_or_default()
@@ -137,9 +176,11 @@ impl ThumbCache {
 
     /// The screen was cleared: every image must be sent again.
     pub fn forget_images(&mut self) {
-        if let Some(k) = &mut self.kitty {
+        if let Some(k) = &mut self.images {
             k.shown.clear();
-            k.output.extend_from_slice(kitty::DELETE_ALL);
+            if k.protocol == ImageProtocol::Kitty {
+                k.output.extend_from_slice(kitty::DELETE_ALL);
+            }
         }
         self.entries.clear();
     }
@@ -178,8 +219,13 @@ impl ThumbCache {
             _ => false,
         };
         self.touched.insert(student.clone());
-        if self.kitty.as_ref().is_some_and(|k| k.allowed) {
-            return self.draw_kitty(buf, area, student, frame.as_deref(), due, now, letterbox);
+        if let Some(k) = &mut self.images {
+            if k.allowed {
+                return self.draw_image(buf, area, student, frame.as_deref(), due, now, letterbox);
+            }
+            // Half-blocks under an overlay: a painted image there is gone
+            // (overwritten by text), so send it again afterwards.
+            k.shown.remove(student);
         }
         if due {
             let Some(f) = frame else { return false };
@@ -213,10 +259,11 @@ impl ThumbCache {
 }
 
 impl ThumbCache {
-    /// Kitty mode: blank cells, and an image upload when the picture is due
-    /// or moved.
+    /// Terminal graphics: an image upload when the picture is due or moved;
+    /// the cells under it are blank (kitty places images above them) or
+    /// left out of the diff (sixel, iTerm2 paint into them).
     #[allow(clippy::too_many_arguments)]
-    fn draw_kitty(
+    fn draw_image(
         &mut self,
         buf: &mut Buffer,
         area: Rect,
@@ -227,55 +274,139 @@ impl ThumbCache {
         letterbox: Color,
     ) -> bool {
         let Some(f) = frame else { return false };
-        let fit = halfblock::fit(f.width, f.height, area.width, area.height);
-        let cells = Rect::new(area.x + fit.x, area.y + fit.y / 2, fit.w, fit.h / 2);
         let spread = self.interval.mul_f64(stagger(student) * 0.5);
-        let Some(k) = self.kitty.as_mut() else {
+        let Some(k) = self.images.as_mut() else {
             return false;
         };
+        let fit = halfblock::fit(f.width, f.height, area.width, area.height);
+        let (cells, pw, ph) = image_geometry(k.protocol, k.cell_px, area, fit, f);
         let moved = k.shown.get(student).is_none_or(|(_, c)| *c != cells);
-        // PNG encoding happens while drawing: a few images per frame keep
-        // every frame short; the rest follow in the next frames.
-        let over_cap = k.uploads_this_frame >= KITTY_UPLOADS_PER_DRAW;
+        // Encoding happens while drawing: a few images per frame keep every
+        // frame short; the rest follow in the next frames.
+        let over_cap = k.uploads_this_frame >= UPLOADS_PER_DRAW;
+        let mut on_screen = !moved;
         if (due || moved) && over_cap {
             self.deferred = Some(now);
         } else if due || moved {
             k.uploads_this_frame += 1;
-            let (cw, ch) = k.cell_px;
-            // Never upscale beyond the frame itself.
-            let pw = (cells.width as u32 * cw).min(f.width).max(1);
-            let ph = (cells.height as u32 * ch).min(f.height).max(1);
             let pixels = halfblock::scale(f, pw as u16, ph as u16);
             let id = kitty::image_id(&student.0);
-            k.output.extend_from_slice(&kitty::place(&kitty::Upload {
-                id,
-                cells,
-                width: pw,
-                height: ph,
-                pixels,
-            }));
-            k.shown.insert(student.clone(), (id, cells));
-            self.repaints += 1;
-            self.entries.insert(
-                student.clone(),
-                Entry {
-                    seq: f.seq,
-                    size: (area.width, area.height),
-                    fit,
-                    pixels: Vec::new(),
-                    repainted: now.checked_sub(spread).unwrap_or(now),
-                },
-            );
+            let bytes = match k.protocol {
+                ImageProtocol::Kitty => Some(kitty::place(&kitty::Upload {
+                    id,
+                    cells,
+                    width: pw,
+                    height: ph,
+                    pixels,
+                })),
+                ImageProtocol::Sixel { colors, .. } => {
+                    let colors = colors.min(if cells.width >= 60 {
+                        sixel::LARGE_COLORS
+                    } else {
+                        sixel::THUMB_COLORS
+                    });
+                    sixel::encode(pw, ph, &pixels, colors).map(|s| sixel::place(cells, &s))
+                }
+                ImageProtocol::Iterm2 => iterm2::place(cells, pw, ph, &pixels),
+            };
+            if let Some(bytes) = bytes.filter(|b| !b.is_empty()) {
+                k.output.extend_from_slice(&bytes);
+                k.shown.insert(student.clone(), (id, cells));
+                on_screen = true;
+                self.repaints += 1;
+                self.entries.insert(
+                    student.clone(),
+                    Entry {
+                        seq: f.seq,
+                        size: (area.width, area.height),
+                        fit,
+                        pixels: Vec::new(),
+                        repainted: now.checked_sub(spread).unwrap_or(now),
+                    },
+                );
+            }
         }
         k.placed.insert(student.clone());
+        let painted = k.protocol.painted() && on_screen;
+        if painted {
+            k.covered.push((cells, letterbox));
+        }
         for y in area.top()..area.bottom() {
             for x in area.left()..area.right() {
                 if let Some(cell) = buf.cell_mut((x, y)) {
                     cell.set_symbol(" ").set_fg(letterbox).set_bg(letterbox);
+                    if painted && cells.contains(ratatui::layout::Position::new(x, y)) {
+                        cell.set_diff_option(CellDiffOption::Skip);
+                    }
                 }
             }
         }
         true
+    }
+}
+
+/// Where an image goes (cells) and its size in pixels.
+///
+/// Kitty and iTerm2 scale the image to the cells themselves, so the picture
+/// is sent at most at the frame's own size. A sixel image is shown pixel for
+/// pixel and must cover whole cells exactly (see [`sixel`]): it is the
+/// largest whole-cell rectangle with the frame's aspect that needs no
+/// upscaling and fits the terminal's sixel limit, centred in the area.
+fn image_geometry(
+    protocol: ImageProtocol,
+    (cw, ch): (u32, u32),
+    area: Rect,
+    fit: Fit,
+    f: &Frame,
+) -> (Rect, u32, u32) {
+    match protocol {
+        ImageProtocol::Kitty | ImageProtocol::Iterm2 => {
+            let cells = Rect::new(area.x + fit.x, area.y + fit.y / 2, fit.w, (fit.h / 2).max(1));
+            let pw = (cells.width as u32 * cw).min(f.width).max(1);
+            let ph = (cells.height as u32 * ch).min(f.height).max(1);
+            (cells, pw, ph)
+        }
+        ImageProtocol::Sixel { max_px, .. } => {
+            let (fw, fh) = (f.width.max(1) as f64, f.height.max(1) as f64);
+            let area_w = area.width as f64 * cw as f64;
+            let area_h = area.height as f64 * ch as f64;
+            let scale = (area_w / fw)
+                .min(area_h / fh)
+                .min(1.0)
+                .min(max_px.0 as f64 / fw)
+                .min(max_px.1 as f64 / fh);
+            let w = ((fw * scale / cw as f64).round() as u16).clamp(1, area.width);
+            let h = ((fh * scale / ch as f64).round() as u16).clamp(1, area.height);
+            // Rounding may overshoot the limit by part of a cell.
+            let w = w.min((max_px.0 / cw).max(1) as u16);
+            let h = h.min((max_px.1 / ch).max(1) as u16);
+            let cells = Rect::new(
+                area.x + (area.width - w) / 2,
+                area.y + (area.height - h) / 2,
+                w,
+                h,
+            );
+            (cells, w as u32 * cw, h as u32 * ch)
+        }
+    }
+}
+
+/// Cells of a painted picture that something drew text on (a badge, a
+/// pop-up): take them out of "skip" and repaint them every frame, after the
+/// image, so the text stays on top.
+fn uncover_text(buf: &mut Buffer, r: Rect, letterbox: Color) {
+    for y in r.top()..r.bottom() {
+        for x in r.left()..r.right() {
+            if let Some(cell) = buf.cell_mut((x, y)) {
+                let blank = cell.symbol() == " "
+                    && cell.fg == letterbox
+                    && cell.bg == letterbox
+                    && cell.modifier.is_empty();
+                if cell.diff_option == CellDiffOption::Skip && !blank {
+                    cell.set_diff_option(CellDiffOption::AlwaysUpdate);
+                }
+            }
+        }
     }
 }
 
@@ -340,7 +471,7 @@ mod tests {
             t0,
             Color::Reset
         ));
-        cache.end();
+        cache.end(&mut buf);
         assert_eq!(cache.repaints, 1);
         assert_eq!(buf[(10, 3)].symbol(), UPPER_HALF);
         // A newer frame before the interval: deferred, old picture kept.
@@ -354,7 +485,7 @@ mod tests {
             t0,
             Color::Reset,
         );
-        cache.end();
+        cache.end(&mut buf);
         assert_eq!(cache.repaints, 0);
         assert!(cache.deferred.is_some());
         cache.begin();
@@ -367,7 +498,7 @@ mod tests {
             later,
             Color::Reset,
         );
-        cache.end();
+        cache.end(&mut buf);
         assert_eq!(cache.repaints, 1);
     }
 
@@ -375,7 +506,7 @@ mod tests {
     fn kitty_places_and_deletes_images() {
         let (slots, id, mut buf) = setup();
         let mut cache = ThumbCache::new(Quantiser::default());
-        cache.kitty = Some(KittyState::new((10, 20)));
+        cache.images = Some(ImageState::new(ImageProtocol::Kitty, (10, 20)));
         let t0 = Instant::now();
         cache.begin();
         assert!(cache.draw(
@@ -386,7 +517,7 @@ mod tests {
             t0,
             Color::Reset
         ));
-        cache.end();
+        cache.end(&mut buf);
         let out = String::from_utf8(cache.take_output()).unwrap();
         assert!(out.contains("\x1b_Ga=T,f=100,i="), "{out:.80}");
         assert_eq!(buf[(10, 3)].symbol(), " ", "cells under an image are blank");
@@ -400,11 +531,11 @@ mod tests {
             t0,
             Color::Reset,
         );
-        cache.end();
+        cache.end(&mut buf);
         assert!(cache.take_output().is_empty());
         // Not drawn any more: deleted.
         cache.begin();
-        cache.end();
+        cache.end(&mut buf);
         let out = String::from_utf8(cache.take_output()).unwrap();
         assert!(out.starts_with("\x1b_Ga=d,d=I,i="), "{out}");
     }
