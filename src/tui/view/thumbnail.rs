@@ -345,13 +345,16 @@ impl ThumbCache {
     }
 }
 
+/// Largest sixel upscaling of a frame.
+const MAX_UPSCALE: f64 = 2.0;
+
 /// Where an image goes (cells) and its size in pixels.
 ///
 /// Kitty and iTerm2 scale the image to the cells themselves, so the picture
 /// is sent at most at the frame's own size. A sixel image is shown pixel for
 /// pixel and must cover whole cells exactly (see [`sixel`]): it is the
-/// largest whole-cell rectangle with the frame's aspect that needs no
-/// upscaling and fits the terminal's sixel limit, centred in the area.
+/// largest whole-cell rectangle with the frame's aspect that fits the area,
+/// [`MAX_UPSCALE`] and the terminal's sixel limit, centred in the area.
 fn image_geometry(
     protocol: ImageProtocol,
     (cw, ch): (u32, u32),
@@ -370,9 +373,11 @@ fn image_geometry(
             let (fw, fh) = (f.width.max(1) as f64, f.height.max(1) as f64);
             let area_w = area.width as f64 * cw as f64;
             let area_h = area.height as f64 * ch as f64;
+            // Up to twice the frame's size: the enlarged view should fill
+            // the pane, but bytes grow with the area.
             let scale = (area_w / fw)
                 .min(area_h / fh)
-                .min(1.0)
+                .min(MAX_UPSCALE)
                 .min(max_px.0 as f64 / fw)
                 .min(max_px.1 as f64 / fh);
             let w = ((fw * scale / cw as f64).round() as u16).clamp(1, area.width);
@@ -538,5 +543,153 @@ mod tests {
         cache.end(&mut buf);
         let out = String::from_utf8(cache.take_output()).unwrap();
         assert!(out.starts_with("\x1b_Ga=d,d=I,i="), "{out}");
+    }
+
+    fn sixel_cache() -> ThumbCache {
+        let mut cache = ThumbCache::new(Quantiser::default());
+        cache.images = Some(ImageState::new(
+            ImageProtocol::Sixel {
+                colors: 256,
+                max_px: (1000, 1000),
+            },
+            (10, 20),
+        ));
+        cache
+    }
+
+    fn skipped(buf: &Buffer) -> usize {
+        buf.content
+            .iter()
+            .filter(|c| c.diff_option == CellDiffOption::Skip)
+            .count()
+    }
+
+    #[test]
+    fn sixel_cells_are_skipped_while_shown_and_rewritten_when_gone() {
+        let (slots, id, mut buf) = setup();
+        let mut cache = sixel_cache();
+        let area = Rect::new(0, 0, 20, 6);
+        let t0 = Instant::now();
+        cache.begin();
+        assert!(cache.draw(&mut buf, area, &id, &slots, t0, Color::Reset));
+        cache.end(&mut buf);
+        let out = cache.take_output();
+        assert!(out.starts_with(b"\x1b7\x1b["), "cursor saved and moved");
+        assert!(out.windows(2).any(|w| w == b"\x1bP"), "a sixel image");
+        // 320x240 in 20x6 cells of 10x20 px (200x120 px): 16x6 cells of
+        // picture (160x120 px), the rest letterbox.
+        let n = skipped(&buf);
+        assert!(n > 0 && n < 20 * 6, "{n}");
+        let frame1 = buf.clone();
+        // Same frame again: nothing sent, cells still skipped.
+        cache.begin();
+        cache.draw(&mut buf, area, &id, &slots, t0, Color::Reset);
+        cache.end(&mut buf);
+        assert!(cache.take_output().is_empty());
+        assert_eq!(skipped(&buf), n);
+        // The tile is gone (page change): nothing to delete, and the cell
+        // diff rewrites every cell the picture covered.
+        let mut next = Buffer::empty(buf.area);
+        cache.begin();
+        cache.end(&mut next);
+        assert!(cache.take_output().is_empty());
+        let rewritten = frame1.diff(&next);
+        let covered: Vec<(u16, u16)> = frame1
+            .content
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.diff_option == CellDiffOption::Skip)
+            .map(|(i, _)| frame1.pos_of(i))
+            .collect();
+        for pos in covered {
+            assert!(
+                rewritten.iter().any(|(x, y, _)| (*x, *y) == pos),
+                "cell {pos:?} under the old picture is rewritten"
+            );
+        }
+    }
+
+    #[test]
+    fn text_over_a_sixel_picture_is_repainted_and_overlays_fall_back() {
+        let (slots, id, mut buf) = setup();
+        let mut cache = sixel_cache();
+        let area = Rect::new(0, 0, 20, 6);
+        let t0 = Instant::now();
+        cache.begin();
+        cache.draw(&mut buf, area, &id, &slots, t0, Color::Reset);
+        // A state badge written over the picture after it.
+        buf.set_string(7, 3, "STALL", ratatui::style::Style::new());
+        cache.end(&mut buf);
+        assert_eq!(buf[(8, 3)].diff_option, CellDiffOption::AlwaysUpdate);
+        assert_eq!(buf[(9, 2)].diff_option, CellDiffOption::Skip);
+        cache.take_output();
+        // An overlay: half-blocks, no image, and the picture is sent again
+        // once the overlay closes.
+        if let Some(k) = &mut cache.images {
+            k.allowed = false;
+        }
+        let mut buf = Buffer::empty(buf.area);
+        cache.begin();
+        cache.draw(&mut buf, area, &id, &slots, t0, Color::Reset);
+        cache.end(&mut buf);
+        assert!(cache.take_output().is_empty());
+        assert_eq!(skipped(&buf), 0);
+        assert_eq!(buf[(10, 3)].symbol(), UPPER_HALF);
+        if let Some(k) = &mut cache.images {
+            k.allowed = true;
+        }
+        cache.begin();
+        cache.draw(&mut buf, area, &id, &slots, t0, Color::Reset);
+        cache.end(&mut buf);
+        assert!(!cache.take_output().is_empty(), "sent again");
+    }
+
+    #[test]
+    fn sixel_geometry_covers_whole_cells() {
+        let f = pattern_frame(0, 1, 320, 240);
+        let sixel = ImageProtocol::Sixel {
+            colors: 256,
+            max_px: (1000, 1000),
+        };
+        for (area, cell) in [
+            (Rect::new(3, 2, 31, 9), (10, 20)),
+            (Rect::new(0, 1, 198, 55), (9, 20)),
+            (Rect::new(5, 5, 18, 7), (10, 22)),
+            (Rect::new(0, 0, 1, 1), (8, 16)),
+        ] {
+            let fit = halfblock::fit(f.width, f.height, area.width, area.height);
+            let (cells, pw, ph) = image_geometry(sixel, cell, area, fit, &f);
+            assert_eq!((pw, ph), (cells.width as u32 * cell.0, cells.height as u32 * cell.1));
+            assert!(area.contains(cells.as_position()), "{cells:?} in {area:?}");
+            assert!(cells.right() <= area.right() && cells.bottom() <= area.bottom());
+            assert!(pw <= 2 * 320 + cell.0 && ph <= 1000, "{pw}x{ph}");
+            if area.width > 20 {
+                // Aspect kept within a cell.
+                let aspect = pw as f64 / ph as f64;
+                assert!((aspect - 4.0 / 3.0).abs() < 0.2, "{aspect}");
+            }
+        }
+        // The terminal's limit wins.
+        let small = ImageProtocol::Sixel {
+            colors: 16,
+            max_px: (200, 100),
+        };
+        let area = Rect::new(0, 0, 100, 40);
+        let fit = halfblock::fit(f.width, f.height, area.width, area.height);
+        let (_, pw, ph) = image_geometry(small, (10, 20), area, fit, &f);
+        assert!(pw <= 200 && ph <= 100, "{pw}x{ph}");
+    }
+
+    #[test]
+    fn iterm2_images_are_painted_like_sixel() {
+        let (slots, id, mut buf) = setup();
+        let mut cache = ThumbCache::new(Quantiser::default());
+        cache.images = Some(ImageState::new(ImageProtocol::Iterm2, (10, 20)));
+        cache.begin();
+        cache.draw(&mut buf, Rect::new(0, 0, 20, 6), &id, &slots, Instant::now(), Color::Reset);
+        cache.end(&mut buf);
+        let out = String::from_utf8(cache.take_output()).unwrap();
+        assert!(out.contains("\x1b]1337;File=inline=1;"), "{out:.60}");
+        assert!(skipped(&buf) > 0);
     }
 }
