@@ -401,6 +401,21 @@ pub async fn run_dashboard(handle: EngineHandle, opts: DashboardOptions) -> Resu
     } = handle;
     let meter = Arc::new(Meter::default());
     let mut term = Term::enter(meter.clone(), opts.bench.link_kbit)?;
+    // Before the input task starts: it would take the replies as keys.
+    let detected = detect::detect(
+        opts.graphics,
+        &detect::Env::from_process(),
+        term.terminal.backend_mut(),
+    );
+    // The query may have put replies (or, on odd terminals, text) on screen.
+    term.repaint_all()
+        .map_err(|e| Error::Other(anyhow::anyhow!("cannot clear the terminal: {e}")))?;
+    tracing::info!(
+        graphics = detected.protocol.name(),
+        reason = %detected.reason,
+        replies = ?detected.replies,
+        "pictures"
+    );
     let cancel = CancellationToken::new();
     let (tx, rx) = mpsc::channel::<Msg>(4096);
     spawn_producers(events, tx, cancel.clone());
@@ -419,20 +434,6 @@ pub async fn run_dashboard(handle: EngineHandle, opts: DashboardOptions) -> Resu
     if let Some(text) = &opts.startup_notice {
         app.set_notice(text, false);
     }
-    let detected = detect::detect(
-        opts.graphics,
-        &detect::Env::from_process(),
-        term.terminal.backend_mut(),
-    );
-    // The query may have put replies (or, on odd terminals, text) on screen.
-    term.repaint_all()
-        .map_err(|e| Error::Other(anyhow::anyhow!("cannot clear the terminal: {e}")))?;
-    tracing::info!(
-        graphics = detected.protocol.name(),
-        reason = %detected.reason,
-        replies = ?detected.replies,
-        "pictures"
-    );
     app.graphics = detected.label();
     if opts.startup_notice.is_none() {
         app.set_notice(&format!("pictures: {}", detected.label()), false);

@@ -223,9 +223,12 @@ impl ThumbCache {
             if k.allowed {
                 return self.draw_image(buf, area, student, frame.as_deref(), due, now, letterbox);
             }
-            // Half-blocks under an overlay: a painted image there is gone
-            // (overwritten by text), so send it again afterwards.
-            k.shown.remove(student);
+            // Half-blocks under an overlay. A kitty image is deleted at the
+            // end of the frame (not placed); a painted one is overwritten by
+            // the half-blocks, so it must be sent again afterwards.
+            if k.protocol.painted() {
+                k.shown.remove(student);
+            }
         }
         if due {
             let Some(f) = frame else { return false };
@@ -691,5 +694,27 @@ mod tests {
         let out = String::from_utf8(cache.take_output()).unwrap();
         assert!(out.contains("\x1b]1337;File=inline=1;"), "{out:.60}");
         assert!(skipped(&buf) > 0);
+    }
+
+    #[test]
+    fn kitty_images_are_deleted_under_overlays() {
+        let (slots, id, mut buf) = setup();
+        let mut cache = ThumbCache::new(Quantiser::default());
+        cache.images = Some(ImageState::new(ImageProtocol::Kitty, (10, 20)));
+        let area = Rect::new(0, 0, 20, 6);
+        let t0 = Instant::now();
+        cache.begin();
+        cache.draw(&mut buf, area, &id, &slots, t0, Color::Reset);
+        cache.end(&mut buf);
+        cache.take_output();
+        if let Some(k) = &mut cache.images {
+            k.allowed = false;
+        }
+        cache.begin();
+        cache.draw(&mut buf, area, &id, &slots, t0, Color::Reset);
+        cache.end(&mut buf);
+        let out = String::from_utf8(cache.take_output()).unwrap();
+        assert!(out.starts_with("\x1b_Ga=d,d=I,i="), "{out}");
+        assert_eq!(buf[(10, 3)].symbol(), UPPER_HALF);
     }
 }
