@@ -218,6 +218,8 @@ impl ThumbCache {
             }
             _ => false,
         };
+        // An image entry keeps no pixels: half-blocks need a fresh picture.
+        let no_pixels = entry.is_some_and(|e| e.pixels.is_empty());
         self.touched.insert(student.clone());
         if let Some(k) = &mut self.images {
             if k.allowed {
@@ -230,7 +232,7 @@ impl ThumbCache {
                 k.shown.remove(student);
             }
         }
-        if due {
+        if due || no_pixels {
             let Some(f) = frame else { return false };
             let fit = halfblock::fit(f.width, f.height, area.width, area.height);
             let mut pixels = halfblock::scale(&f, fit.w, fit.h);
@@ -638,6 +640,7 @@ mod tests {
         assert!(cache.take_output().is_empty());
         assert_eq!(skipped(&buf), 0);
         assert_eq!(buf[(10, 3)].symbol(), UPPER_HALF);
+        assert_ne!(buf[(10, 3)].fg, Color::Rgb(0, 0, 0), "the picture, not black");
         if let Some(k) = &mut cache.images {
             k.allowed = true;
         }
@@ -716,5 +719,6 @@ mod tests {
         let out = String::from_utf8(cache.take_output()).unwrap();
         assert!(out.starts_with("\x1b_Ga=d,d=I,i="), "{out}");
         assert_eq!(buf[(10, 3)].symbol(), UPPER_HALF);
+        assert_ne!(buf[(10, 3)].fg, Color::Rgb(0, 0, 0), "the picture, not black");
     }
 }
