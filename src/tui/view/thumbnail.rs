@@ -296,6 +296,11 @@ impl ThumbCache {
             k.uploads_this_frame += 1;
             let pixels = halfblock::scale(f, pw as u16, ph as u16);
             let id = kitty::image_id(&student.0);
+            if k.protocol == ImageProtocol::Kitty && moved && k.shown.contains_key(student) {
+                // Replacing the data keeps the placement's id, but make sure
+                // no placement is left where the picture was.
+                k.output.extend_from_slice(&kitty::delete(id));
+            }
             let bytes = match k.protocol {
                 ImageProtocol::Kitty => Some(kitty::place(&kitty::Upload {
                     id,
