@@ -110,9 +110,7 @@ pub enum Plan {
 pub fn plan(mode: GraphicsMode, env: &Env) -> Plan {
     match mode {
         GraphicsMode::Halfblocks => Plan::Fixed(Protocol::Halfblocks, "--graphics".into()),
-        GraphicsMode::Auto if env.tmux => {
-            Plan::Fixed(Protocol::Halfblocks, "inside tmux".into())
-        }
+        GraphicsMode::Auto if env.tmux => Plan::Fixed(Protocol::Halfblocks, "inside tmux".into()),
         GraphicsMode::Auto if env.screen => {
             Plan::Fixed(Protocol::Halfblocks, "inside screen".into())
         }
@@ -120,7 +118,14 @@ pub fn plan(mode: GraphicsMode, env: &Env) -> Plan {
         GraphicsMode::Auto if env.term == "linux" || env.term == "dumb" || env.term.is_empty() => {
             Plan::Fixed(
                 Protocol::Halfblocks,
-                format!("TERM={}", if env.term.is_empty() { "unset" } else { &env.term }),
+                format!(
+                    "TERM={}",
+                    if env.term.is_empty() {
+                        "unset"
+                    } else {
+                        &env.term
+                    }
+                ),
             )
         }
         _ => Plan::Query,
@@ -411,8 +416,7 @@ mod tests {
 
     // Replies to `QUERY` recorded from real terminals under Xvfb (Debian 12).
     /// xterm 379 `-ti vt340 -xrm 'XTerm*numColorRegisters: 256'`.
-    const XTERM_VT340: &[u8] =
-        b"\x1b[?1;0;256S\x1b[?2;0;1000;1000S\x1b[?63;1;2;4;6;9;15;16;22;28c";
+    const XTERM_VT340: &[u8] = b"\x1b[?1;0;256S\x1b[?2;0;1000;1000S\x1b[?63;1;2;4;6;9;15;16;22;28c";
     /// kitty 0.26.5 (no sixel, no XTSMGRAPHICS).
     const KITTY: &[u8] = b"\x1b_Gi=31;OK\x1b\\\x1b[6;20;9t\x1b[?62;c";
     /// mlterm 3.9.0 (sixel, no kitty; odd answer to the geometry query).

@@ -722,6 +722,8 @@ impl Loop<'_> {
         if let Some(k) = &mut self.thumbs.images {
             // Images would cover pop-ups: draw half-blocks under them.
             k.allowed = app.overlay == app::Overlay::None;
+            // A tenth of a second of the link's budget per draw.
+            k.draw_budget = (self.pacer.budget() * 0.1) as usize;
         }
         let mut ctx = DrawCtx {
             theme: &self.theme,

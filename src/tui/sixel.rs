@@ -128,7 +128,12 @@ mod tests {
         let img = decode(&small);
         assert_eq!(img.pixel_size(), (h as usize, w as usize));
         assert!(to_rgb(&small).iter().flatten().all(|p| p.is_some()));
-        assert!(small.len() <= rich.len(), "{} > {}", small.len(), rich.len());
+        assert!(
+            small.len() <= rich.len(),
+            "{} > {}",
+            small.len(),
+            rich.len()
+        );
         let cells = Rect::new(4, 2, 31, 9);
         let placed = place(cells, &small);
         assert!(placed.starts_with(b"\x1b7\x1b[3;5H\x1bP"));

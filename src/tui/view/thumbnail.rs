@@ -82,6 +82,10 @@ pub struct ImageState {
     /// Escape sequences to write with the frame.
     output: Vec<u8>,
     uploads_this_frame: usize,
+    /// Image bytes one draw may write (set from the pacer's budget): once
+    /// reached, further uploads wait for the next draw, so a slow link never
+    /// gets a burst that stalls the keys for seconds.
+    pub draw_budget: usize,
 }
 
 /// Most images encoded and sent in one draw.
@@ -98,6 +102,7 @@ impl ImageState {
             covered: Vec::new(),
             output: Vec::new(),
             uploads_this_frame: 0,
+            draw_budget: usize::MAX,
         }
     }
 }
@@ -280,6 +285,7 @@ impl ThumbCache {
     ) -> bool {
         let Some(f) = frame else { return false };
         let spread = self.interval.mul_f64(stagger(student) * 0.5);
+        let quantiser = self.quantiser;
         let Some(k) = self.images.as_mut() else {
             return false;
         };
@@ -288,13 +294,19 @@ impl ThumbCache {
         let moved = k.shown.get(student).is_none_or(|(_, c)| *c != cells);
         // Encoding happens while drawing: a few images per frame keep every
         // frame short; the rest follow in the next frames.
-        let over_cap = k.uploads_this_frame >= UPLOADS_PER_DRAW;
+        let over_cap = k.uploads_this_frame >= UPLOADS_PER_DRAW
+            || (k.uploads_this_frame > 0 && k.output.len() >= k.draw_budget);
         let mut on_screen = !moved;
         if (due || moved) && over_cap {
             self.deferred = Some(now);
         } else if due || moved {
             k.uploads_this_frame += 1;
-            let pixels = halfblock::scale(f, pw as u16, ph as u16);
+            let mut pixels = halfblock::scale(f, pw as u16, ph as u16);
+            if !matches!(k.protocol, ImageProtocol::Sixel { .. }) {
+                // PNG: fewer distinct colours compress better (half the
+                // bytes on gradients); sixel has its own palette.
+                quantiser.apply(&mut pixels, None);
+            }
             let id = kitty::image_id(&student.0);
             if k.protocol == ImageProtocol::Kitty && moved && k.shown.contains_key(student) {
                 // Replacing the data keeps the placement's id, but make sure
@@ -374,7 +386,12 @@ fn image_geometry(
 ) -> (Rect, u32, u32) {
     match protocol {
         ImageProtocol::Kitty | ImageProtocol::Iterm2 => {
-            let cells = Rect::new(area.x + fit.x, area.y + fit.y / 2, fit.w, (fit.h / 2).max(1));
+            let cells = Rect::new(
+                area.x + fit.x,
+                area.y + fit.y / 2,
+                fit.w,
+                (fit.h / 2).max(1),
+            );
             let pw = (cells.width as u32 * cw).min(f.width).max(1);
             let ph = (cells.height as u32 * ch).min(f.height).max(1);
             (cells, pw, ph)
@@ -645,7 +662,11 @@ mod tests {
         assert!(cache.take_output().is_empty());
         assert_eq!(skipped(&buf), 0);
         assert_eq!(buf[(10, 3)].symbol(), UPPER_HALF);
-        assert_ne!(buf[(10, 3)].fg, Color::Rgb(0, 0, 0), "the picture, not black");
+        assert_ne!(
+            buf[(10, 3)].fg,
+            Color::Rgb(0, 0, 0),
+            "the picture, not black"
+        );
         if let Some(k) = &mut cache.images {
             k.allowed = true;
         }
@@ -670,7 +691,10 @@ mod tests {
         ] {
             let fit = halfblock::fit(f.width, f.height, area.width, area.height);
             let (cells, pw, ph) = image_geometry(sixel, cell, area, fit, &f);
-            assert_eq!((pw, ph), (cells.width as u32 * cell.0, cells.height as u32 * cell.1));
+            assert_eq!(
+                (pw, ph),
+                (cells.width as u32 * cell.0, cells.height as u32 * cell.1)
+            );
             assert!(area.contains(cells.as_position()), "{cells:?} in {area:?}");
             assert!(cells.right() <= area.right() && cells.bottom() <= area.bottom());
             assert!(pw <= 2 * 320 + cell.0 && ph <= 1000, "{pw}x{ph}");
@@ -697,7 +721,14 @@ mod tests {
         let mut cache = ThumbCache::new(Quantiser::default());
         cache.images = Some(ImageState::new(ImageProtocol::Iterm2, (10, 20)));
         cache.begin();
-        cache.draw(&mut buf, Rect::new(0, 0, 20, 6), &id, &slots, Instant::now(), Color::Reset);
+        cache.draw(
+            &mut buf,
+            Rect::new(0, 0, 20, 6),
+            &id,
+            &slots,
+            Instant::now(),
+            Color::Reset,
+        );
         cache.end(&mut buf);
         let out = String::from_utf8(cache.take_output()).unwrap();
         assert!(out.contains("\x1b]1337;File=inline=1;"), "{out:.60}");
@@ -724,6 +755,41 @@ mod tests {
         let out = String::from_utf8(cache.take_output()).unwrap();
         assert!(out.starts_with("\x1b_Ga=d,d=I,i="), "{out}");
         assert_eq!(buf[(10, 3)].symbol(), UPPER_HALF);
-        assert_ne!(buf[(10, 3)].fg, Color::Rgb(0, 0, 0), "the picture, not black");
+        assert_ne!(
+            buf[(10, 3)].fg,
+            Color::Rgb(0, 0, 0),
+            "the picture, not black"
+        );
+    }
+
+    #[test]
+    fn uploads_stop_at_the_draw_budget() {
+        let slots = FrameSlots::default();
+        let ids: Vec<StudentId> = (0..4).map(|k| StudentId(format!("s{k}"))).collect();
+        for (k, id) in ids.iter().enumerate() {
+            slots.publish(id, pattern_frame(k, 1, 320, 240));
+        }
+        let mut buf = Buffer::empty(Rect::new(0, 0, 80, 12));
+        let mut cache = sixel_cache();
+        if let Some(k) = &mut cache.images {
+            k.draw_budget = 1;
+        }
+        let t0 = Instant::now();
+        cache.begin();
+        for (k, id) in ids.iter().enumerate() {
+            let area = Rect::new(k as u16 * 20, 0, 20, 6);
+            cache.draw(&mut buf, area, id, &slots, t0, Color::Reset);
+        }
+        cache.end(&mut buf);
+        assert_eq!(cache.repaints, 1, "one image, then the budget is spent");
+        assert_eq!(cache.deferred, Some(t0), "the rest come in the next draw");
+        cache.take_output();
+        cache.begin();
+        for (k, id) in ids.iter().enumerate() {
+            let area = Rect::new(k as u16 * 20, 0, 20, 6);
+            cache.draw(&mut buf, area, id, &slots, t0, Color::Reset);
+        }
+        cache.end(&mut buf);
+        assert_eq!(cache.repaints, 1);
     }
 }
