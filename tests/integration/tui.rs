@@ -818,9 +818,12 @@ mod e2e {
         tmux.keys(&["PageUp", "l"]);
         tmux.wait_for("page 1/2");
 
-        // Help overlay, closed by any key.
+        // Help overlay, closed by any key. It says how pictures are drawn:
+        // `--graphics auto` (the default) inside tmux is half-blocks, and
+        // nothing of the terminal query leaked into the screen or the keys.
         tmux.keys(&["?"]);
         tmux.wait_for("any key closes");
+        tmux.wait_for("pictures: halfblocks (inside tmux)");
         tmux.keys(&["x"]);
         tmux.wait_gone("any key closes");
 

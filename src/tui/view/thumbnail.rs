@@ -86,6 +86,13 @@ pub struct ImageState {
     /// reached, further uploads wait for the next draw, so a slow link never
     /// gets a burst that stalls the keys for seconds.
     pub draw_budget: usize,
+    /// Pictures held back by the per-draw limits in the last draw: they go
+    /// first in this one (otherwise the first tiles of the grid, always due
+    /// again, would take every upload and the last ones never show).
+    starved_prev: HashSet<StudentId>,
+    starved_now: HashSet<StudentId>,
+    /// Held-back pictures not reached yet in this draw.
+    starved_left: usize,
 }
 
 /// Most images encoded and sent in one draw.
@@ -103,6 +110,9 @@ impl ImageState {
             output: Vec::new(),
             uploads_this_frame: 0,
             draw_budget: usize::MAX,
+            starved_prev: HashSet::new(),
+            starved_now: HashSet::new(),
+            starved_left: 0,
         }
     }
 }
@@ -138,6 +148,8 @@ impl ThumbCache {
         if let Some(k) = &mut self.images {
             k.uploads_this_frame = 0;
             k.covered.clear();
+            k.starved_prev = std::mem::take(&mut k.starved_now);
+            k.starved_left = k.starved_prev.len();
         }
     }
 
@@ -294,11 +306,17 @@ impl ThumbCache {
         let moved = k.shown.get(student).is_none_or(|(_, c)| *c != cells);
         // Encoding happens while drawing: a few images per frame keep every
         // frame short; the rest follow in the next frames.
+        let starved = k.starved_prev.contains(student);
+        if starved {
+            k.starved_left = k.starved_left.saturating_sub(1);
+        }
         let over_cap = k.uploads_this_frame >= UPLOADS_PER_DRAW
-            || (k.uploads_this_frame > 0 && k.output.len() >= k.draw_budget);
+            || (k.uploads_this_frame > 0 && k.output.len() >= k.draw_budget)
+            || (!starved && k.starved_left > 0);
         let mut on_screen = !moved;
         if (due || moved) && over_cap {
             self.deferred = Some(now);
+            k.starved_now.insert(student.clone());
         } else if due || moved {
             k.uploads_this_frame += 1;
             let mut pixels = halfblock::scale(f, pw as u16, ph as u16);
@@ -791,5 +809,36 @@ mod tests {
         }
         cache.end(&mut buf);
         assert_eq!(cache.repaints, 1);
+    }
+
+    #[test]
+    fn every_tile_gets_its_turn_when_all_are_due() {
+        let slots = FrameSlots::default();
+        let ids: Vec<StudentId> = (0..10).map(|k| StudentId(format!("s{k}"))).collect();
+        let mut buf = Buffer::empty(Rect::new(0, 0, 100, 12));
+        let mut cache = sixel_cache();
+        cache.interval = Duration::ZERO;
+        let t0 = Instant::now();
+        let mut shown = HashSet::new();
+        for seq in 1..=2 {
+            // A new frame for everyone before every draw: all are due.
+            for (k, id) in ids.iter().enumerate() {
+                slots.publish(id, pattern_frame(k % 5, seq, 64, 48));
+            }
+            cache.begin();
+            for (k, id) in ids.iter().enumerate() {
+                let area = Rect::new((k % 5) as u16 * 20, (k / 5) as u16 * 6, 20, 6);
+                cache.draw(&mut buf, area, id, &slots, t0, Color::Reset);
+            }
+            cache.end(&mut buf);
+            assert!(cache.repaints <= UPLOADS_PER_DRAW);
+            if let Some(k) = &cache.images {
+                shown.extend(k.shown.keys().cloned());
+            }
+            cache.take_output();
+        }
+        // The first draw sends the first six; the second the other four
+        // (not the first six again).
+        assert_eq!(shown.len(), 10);
     }
 }
