@@ -22,9 +22,9 @@ use ratatui::layout::Rect;
 use super::halfblock::Rgb;
 
 /// Colours per thumbnail (terminals with fewer registers get fewer).
-pub const THUMB_COLORS: u16 = 32;
+pub const THUMB_COLORS: u16 = 16;
 /// Colours of the enlarged picture.
-pub const LARGE_COLORS: u16 = 128;
+pub const LARGE_COLORS: u16 = 64;
 
 /// The DCS sequence of an image (no cursor movement).
 pub fn encode(width: u32, height: u32, pixels: &[Rgb], max_colors: u16) -> Option<Vec<u8>> {
