@@ -185,13 +185,13 @@ pub fn parse(bytes: &[u8]) -> Replies {
                 let body_start = i + 2;
                 let end = find(bytes, body_start, b"\x1b\\").unwrap_or(bytes.len());
                 let body = &bytes[body_start..end];
-                if body.starts_with(b"G") {
-                    if let Some(semi) = body.iter().position(|&b| b == b';') {
-                        let keys = &body[1..semi];
-                        let msg = &body[semi + 1..];
-                        if keys.split(|&b| b == b',').any(|k| k == b"i=31") && msg == b"OK" {
-                            r.kitty = true;
-                        }
+                if body.starts_with(b"G")
+                    && let Some(semi) = body.iter().position(|&b| b == b';')
+                {
+                    let keys = &body[1..semi];
+                    let msg = &body[semi + 1..];
+                    if keys.split(|&b| b == b',').any(|k| k == b"i=31") && msg == b"OK" {
+                        r.kitty = true;
                     }
                 }
                 i = end + 2;
