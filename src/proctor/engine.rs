@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -31,10 +31,13 @@ use crate::media::{Codec, DecodePool, FrameSink, MediaConfig, MediaSession, Sess
 use crate::roster::{Roster, Student};
 use crate::signal::client::{Backoff, ClientConfig, ClientEvent, ClientTls, SignalClient};
 use crate::signal::protocol::{
-    EXTRA_ATTENTION_ACK, EXTRA_DATA_UPDATED, EXTRA_MSG_ID, EXTRA_QUALITY, JOIN_ROOM,
+    CODE_CONFLICT, EXTRA_ATTENTION_ACK, EXTRA_DATA_UPDATED, EXTRA_MSG_ID, EXTRA_QUALITY, JOIN_ROOM,
     USER_DISCONNECTED,
 };
 use crate::{Error, Result};
+
+/// At most one [`EngineEvent::CodeConflict`] per student this often.
+const CONFLICT_EVERY: Duration = Duration::from_secs(10);
 
 /// The engine's clocks. Defaults suit a real exam; tests shorten them.
 #[derive(Debug, Clone)]
@@ -399,6 +402,9 @@ struct StudentTask {
     dedup: Dedup,
     /// The student's last attention `msgId`, for acknowledging it.
     attention_id: Option<u64>,
+    /// When the last code-conflict event went out (they are throttled: the
+    /// other device retries every few seconds).
+    last_conflict: Option<Instant>,
     backoff: Backoff,
 }
 
@@ -433,6 +439,7 @@ impl StudentTask {
             msg_id: 0,
             dedup: Dedup::default(),
             attention_id: None,
+            last_conflict: None,
             backoff: Backoff::default(),
         }
     }
@@ -795,6 +802,24 @@ impl StudentTask {
             if message.get("userLeft").and_then(Value::as_bool) == Some(true) || stream_ended {
                 self.set_state(StreamState::Left).await;
                 return Some(Outcome::Retry(poll));
+            }
+        } else if name == CODE_CONFLICT {
+            let code = args
+                .first()
+                .and_then(|a| a.get("code"))
+                .and_then(Value::as_str);
+            let quiet = self
+                .last_conflict
+                .is_some_and(|t| t.elapsed() < CONFLICT_EVERY);
+            if code == Some(self.code.as_str()) && !quiet {
+                self.last_conflict = Some(Instant::now());
+                tracing::warn!(student = %self.id, "another device tried to go live on this student's code");
+                self.ctx
+                    .emit(EngineEvent::CodeConflict {
+                        student: self.id.clone(),
+                        at: SystemTime::now(),
+                    })
+                    .await;
             }
         } else if name == USER_DISCONNECTED {
             if args.first().and_then(Value::as_str) == Some(student_userid) {

@@ -131,6 +131,15 @@ pub enum EngineEvent {
         student: StudentId,
         problem: Option<crate::media::camera_check::CameraProblem>,
     },
+    /// Another device tried to go live on this student's code while it is
+    /// live (our server tells the proctors watching it; at most one event
+    /// per student every few seconds). Either the student reconnects from a
+    /// second device, or someone else went live on their code first.
+    CodeConflict {
+        student: StudentId,
+        #[serde(with = "unix_millis")]
+        at: SystemTime,
+    },
     /// A snapshot was written.
     Snapshot { student: StudentId, path: String },
     /// Something the proctor should read (a warning worded for users).

@@ -31,7 +31,8 @@ use crate::store::{Recorder, SessionSummary};
 /// What the recording layer does besides recording.
 #[derive(Debug, Clone)]
 pub struct RecordingOptions {
-    /// Save a snapshot when a student raises attention.
+    /// Save a snapshot when a student raises attention, or when another
+    /// device tries to go live on their code (the picture shows who holds it).
     pub snapshot_on_attention: bool,
     /// Save a snapshot when a camera turns black or freezes.
     pub snapshot_on_camera: bool,
@@ -280,6 +281,10 @@ impl Tap {
             } if self.opts.snapshot_on_attention => {
                 let s = student.clone();
                 self.snapshot(&s, "attention").await;
+            }
+            EngineEvent::CodeConflict { student, .. } if self.opts.snapshot_on_attention => {
+                let s = student.clone();
+                self.snapshot(&s, "code conflict").await;
             }
             EngineEvent::FrameReady { student } => {
                 if let Some(frame) = self.frames.latest(student) {

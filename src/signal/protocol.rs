@@ -16,6 +16,14 @@ pub const DISCONNECT_WITH: &str = "disconnect-with";
 pub const CHECK_PRESENCE: &str = "check-presence";
 pub const USERID_ALREADY_TAKEN: &str = "userid-already-taken";
 
+/// rtcproctor server → proctors watching a code: another device (another
+/// userid) tried to go live on this code while it is live. Argument:
+/// `{"code": "<code>"}`. A student whose code was taken first by someone
+/// else keeps retrying, so proctors hear about it every few seconds until
+/// they act; the stock server has no such event (the real student only sees
+/// "Room not available").
+pub const CODE_CONFLICT: &str = "rtcproctor-code-conflict";
+
 /// Error strings of the stock server's acks; clients compare them verbatim.
 pub const ROOM_NOT_AVAILABLE: &str = "Room not available";
 pub const ROOM_FULL: &str = "Room full";

@@ -259,6 +259,7 @@ const RESERVED_EVENTS: &[&str] = &[
     p::USER_CONNECTED,
     p::USER_DISCONNECTED,
     p::USERID_ALREADY_TAKEN,
+    p::CODE_CONFLICT,
     p::SET_IS_INITIATOR_TRUE,
     p::DISCONNECT,
     "connect",
@@ -573,12 +574,15 @@ impl Registry {
             }
             return (fail(p::NOT_ON_ROSTER), vec![]);
         }
-        let effects = self.leave_rooms(&userid, false);
-        if self
+        let mut effects = self.leave_rooms(&userid, false);
+        if let Some(room) = self
             .rooms
             .get(&req.sessionid)
-            .is_some_and(|r| !r.participants.is_empty())
+            .filter(|r| !r.participants.is_empty())
         {
+            if room.owner != userid && self.users.contains_key(&room.owner) {
+                effects.extend(self.conflict_notices(room, &req.sessionid));
+            }
             return (fail(p::ROOM_NOT_AVAILABLE), effects);
         }
         let Some(user) = self.users.get_mut(&userid) else {
@@ -597,6 +601,20 @@ impl Registry {
         };
         self.rooms.insert(req.sessionid.clone(), room);
         (vec![json!(true)], effects)
+    }
+
+    /// Tell the proctors watching `room` that another device tried to go
+    /// live on its code: with a roster, a student who learned a classmate's
+    /// code can still go live on it first, and this is how the proctor
+    /// finds out (the real student's page keeps retrying).
+    fn conflict_notices(&self, room: &Room, code: &str) -> Vec<Effect> {
+        room.participants
+            .iter()
+            .filter(|v| **v != room.owner)
+            .filter_map(|v| self.users.get(v))
+            .filter(|u| u.key == KeyStatus::Valid)
+            .map(|u| emit(u.sid, p::CODE_CONFLICT, vec![json!({ "code": code })]))
+            .collect()
     }
 
     /// `join-room`: view a stream. Returns the ack arguments.
@@ -1000,6 +1018,37 @@ mod tests {
             w.reg.join_room(m, room("room1"), w.now).0[1],
             json!(p::ROOM_NOT_AVAILABLE)
         );
+    }
+
+    /// A second device opening a live code is refused, and only the keyed
+    /// viewers of that room hear about it (not the owner, not other rooms).
+    #[test]
+    fn a_second_device_on_a_live_code_alerts_its_proctors() {
+        let mut w = World::new(Limits::default(), true);
+        let s = w.connect("stu", KeyStatus::Missing);
+        let other = w.connect("stu2", KeyStatus::Missing);
+        let m = w.connect("mon", KeyStatus::Valid);
+        let open = w.connect("openviewer", KeyStatus::Missing);
+        let m2 = w.connect("mon2", KeyStatus::Valid);
+        w.reg.open_room(s, room("c"), w.now);
+        w.reg.open_room(other, room("d"), w.now);
+        assert_eq!(w.reg.join_room(m, room("c"), w.now).0, vec![json!(true)]);
+        assert_eq!(w.reg.join_room(open, room("c"), w.now).0, vec![json!(true)]);
+        assert_eq!(w.reg.join_room(m2, room("d"), w.now).0, vec![json!(true)]);
+
+        let intruder = w.connect("intruder", KeyStatus::Missing);
+        let (ack, fx) = w.reg.open_room(intruder, room("c"), w.now);
+        assert_eq!(ack, vec![json!(false), json!(p::ROOM_NOT_AVAILABLE)]);
+        assert_eq!(
+            emits_to(&fx, m),
+            vec![(p::CODE_CONFLICT.to_string(), vec![json!({"code": "c"})])]
+        );
+        for quiet in [s, open, m2, intruder, other] {
+            assert!(emits_to(&fx, quiet).is_empty(), "{fx:?}");
+        }
+        // The owner re-opening its own code is no conflict.
+        let (_, fx) = w.reg.open_room(s, room("c"), w.now);
+        assert!(emits_to(&fx, m).is_empty(), "{fx:?}");
     }
 
     #[test]

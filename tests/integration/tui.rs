@@ -538,6 +538,28 @@ fn enlarged_lists_snapshots_and_camera_problems() {
     );
 }
 
+/// Another device trying a live student's code rings once, says so in the
+/// footer and marks the tile while it goes on.
+#[test]
+fn code_conflict_rings_once_and_marks_the_tile() {
+    let (mut app, frames) = mixed(12, (120, 30));
+    app.start();
+    let conflict = |app: &mut App, secs| {
+        app.update(Msg::Engine(EngineEvent::CodeConflict {
+            student: id("s001"),
+            at: ago(secs),
+        }))
+    };
+    let cmds = conflict(&mut app, 2);
+    assert!(cmds.contains(&Command::Bell), "{cmds:?}");
+    assert!(cmds.iter().any(|c| matches!(c, Command::Notify { .. })));
+    let grid = format!("{:?}", render(&app, &frames).backend());
+    assert!(grid.contains("CODE CONFLICT"), "{grid}");
+    assert!(grid.contains("another device tried to go live"), "{grid}");
+    // The intruder retries: no second ring while the badge is up.
+    assert!(conflict(&mut app, 1).is_empty());
+}
+
 #[test]
 fn screen_chat_open() {
     snap_all("chat", |app| {

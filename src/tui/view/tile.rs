@@ -128,6 +128,10 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, i: usize, selected: bool, c
     } else {
         placeholder(buf, inner, app, t, theme);
     }
+    if t.conflict_active(app.now) {
+        // Drawn last: it matters more than a camera or state badge.
+        badge(buf, inner, " CODE CONFLICT ", theme.attention(true));
+    }
 
     // Top border: glyph, name, markers.
     let w = area.width.saturating_sub(2) as usize;
