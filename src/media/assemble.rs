@@ -215,7 +215,9 @@ impl<D: Depacketizer + Default> FrameAssembler<D> {
         }
         let lost = after - next;
         self.packets.retain(|k, _| *k >= after);
-        self.dropped = self.dropped.saturating_add(lost.min(u64::from(u32::MAX)) as u32);
+        self.dropped = self
+            .dropped
+            .saturating_add(lost.min(u64::from(u32::MAX)) as u32);
         self.next = Some(after);
         self.started = true;
         true
@@ -268,9 +270,7 @@ mod tests {
     }
 
     fn frame_body(n: u8, parts: u16) -> Vec<u8> {
-        (0..parts)
-            .flat_map(|i| [n, i as u8, 0xaa, 0xbb])
-            .collect()
+        (0..parts).flat_map(|i| [n, i as u8, 0xaa, 0xbb]).collect()
     }
 
     fn feed(
@@ -313,11 +313,7 @@ mod tests {
         let mut a = FrameAssembler::<Vp8Packet>::default();
         let now = Instant::now();
         for n in 0..5u8 {
-            let out = feed(
-                &mut a,
-                now,
-                vp8_frame(10 + n as u16, 90 * n as u32, n, 1),
-            );
+            let out = feed(&mut a, now, vp8_frame(10 + n as u16, 90 * n as u32, n, 1));
             assert_eq!(out.len(), 1, "frame {n}");
             assert_eq!(out[0].data.as_ref(), frame_body(n, 1).as_slice());
         }
@@ -350,7 +346,11 @@ mod tests {
         let mut a = FrameAssembler::<Vp8Packet>::default();
         let now = Instant::now();
         let f1 = vp8_frame(500, 1000, 1, 3);
-        let out = feed(&mut a, now, vec![f1[1].clone(), f1[0].clone(), f1[2].clone()]);
+        let out = feed(
+            &mut a,
+            now,
+            vec![f1[1].clone(), f1[0].clone(), f1[2].clone()],
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].data.as_ref(), frame_body(1, 3).as_slice());
         assert_eq!(out[0].dropped_packets, 0);
@@ -385,7 +385,11 @@ mod tests {
         let t0 = Instant::now();
         let f1 = vp8_frame(400, 1000, 1, 3);
         let f2 = vp8_frame(403, 4000, 2, 1);
-        let out = feed(&mut a, t0, vec![f1[0].clone(), f1[2].clone(), f2[0].clone()]);
+        let out = feed(
+            &mut a,
+            t0,
+            vec![f1[0].clone(), f1[2].clone(), f2[0].clone()],
+        );
         assert!(out.is_empty(), "held back by the gap");
         let later = t0 + Duration::from_millis(100);
         let out = feed(&mut a, later, vec![f1[1].clone()]);
@@ -400,7 +404,11 @@ mod tests {
         let t0 = Instant::now();
         let f1 = vp8_frame(400, 1000, 1, 3); // 401 is lost
         let f2 = vp8_frame(403, 4000, 2, 2);
-        let out = feed(&mut a, t0, vec![f1[0].clone(), f1[2].clone(), f2[0].clone()]);
+        let out = feed(
+            &mut a,
+            t0,
+            vec![f1[0].clone(), f1[2].clone(), f2[0].clone()],
+        );
         assert!(out.is_empty());
         // Still within the wait: nothing.
         assert!(a.pop(t0 + Duration::from_millis(100)).is_none());
