@@ -449,6 +449,25 @@ mod tests {
     }
 
     #[test]
+    fn held_packets_stay_bounded_while_a_gap_persists() {
+        let mut a = FrameAssembler::<Vp8Packet>::new(64, Duration::from_secs(3600));
+        let now = Instant::now();
+        let mut released = 0;
+        // A 3-packet frame every 3 sequence numbers; every 50th packet lost.
+        for seq in 0u16..3000 {
+            if seq % 50 == 7 {
+                continue;
+            }
+            let frame = seq / 3;
+            let p = vp8(seq, 3000 * frame as u32, seq % 3 == 0, seq % 3 == 2, &[1, 2, 3, 4]);
+            released += feed(&mut a, now, [p]).len();
+            assert!(a.pending() <= 65, "{} packets held at {seq}", a.pending());
+        }
+        // Most frames still come out.
+        assert!(released > 900, "{released} frames released");
+    }
+
+    #[test]
     fn a_stream_joined_mid_frame_starts_at_the_next_frame() {
         let mut a = FrameAssembler::<Vp8Packet>::default();
         let now = Instant::now();
