@@ -459,7 +459,13 @@ mod tests {
                 continue;
             }
             let frame = seq / 3;
-            let p = vp8(seq, 3000 * frame as u32, seq % 3 == 0, seq % 3 == 2, &[1, 2, 3, 4]);
+            let p = vp8(
+                seq,
+                3000 * frame as u32,
+                seq % 3 == 0,
+                seq % 3 == 2,
+                &[1, 2, 3, 4],
+            );
             released += feed(&mut a, now, [p]).len();
             assert!(a.pending() <= 65, "{} packets held at {seq}", a.pending());
         }
