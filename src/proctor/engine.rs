@@ -32,7 +32,7 @@ use crate::roster::{Roster, Student};
 use crate::signal::client::{Backoff, ClientConfig, ClientEvent, ClientTls, SignalClient};
 use crate::signal::protocol::{
     CODE_CONFLICT, EXTRA_ATTENTION_ACK, EXTRA_DATA_UPDATED, EXTRA_MSG_ID, EXTRA_QUALITY, JOIN_ROOM,
-    USER_DISCONNECTED,
+    RELEASE_CODE, USER_DISCONNECTED,
 };
 use crate::{Error, Result};
 
@@ -221,6 +221,7 @@ enum StudentCmd {
     Chat(String),
     RaiseAttention,
     AckAttention,
+    ReleaseCode,
 }
 
 struct StudentHandle {
@@ -258,6 +259,11 @@ async fn hub(ctx: Arc<Ctx>, roster: Roster, mut commands: mpsc::Receiver<EngineC
             }
             EngineCommand::AckAttention { student } => {
                 send(&student, StudentCmd::AckAttention).await;
+            }
+            EngineCommand::ReleaseCode { student } => {
+                if !send(&student, StudentCmd::ReleaseCode).await {
+                    ctx.notice(format!("no student {student} to release")).await;
+                }
             }
             EngineCommand::SetVisible { students: list } => {
                 let new: HashSet<StudentId> = list.into_iter().collect();
@@ -979,7 +985,42 @@ impl StudentTask {
                 let _ = self.deliver(link, "").await;
                 self.attention_event(false).await;
             }
+            StudentCmd::ReleaseCode => self.release_code(link).await,
         }
+    }
+
+    /// Ask our server to take the code away from whoever publishes it.
+    async fn release_code(&self, link: Option<&Link<'_>>) {
+        let Some(l) = link else {
+            self.ctx
+                .notice(format!(
+                    "{}: not connected to the server, nothing released",
+                    self.id
+                ))
+                .await;
+            return;
+        };
+        let arg = json!({ "code": self.code });
+        let answer = l
+            .client
+            .emit_with_ack(RELEASE_CODE, vec![arg], self.ctx.config.timing.ack_timeout)
+            .await;
+        let text = match answer {
+            Ok(a) if a.first() == Some(&json!(true)) => format!(
+                "{}: code released, the device that held it is disconnected and kept off it; the student can go live again",
+                self.id
+            ),
+            Ok(a) => format!(
+                "{}: code not released: {}",
+                self.id,
+                a.get(1).and_then(Value::as_str).unwrap_or("refused")
+            ),
+            Err(_) => format!(
+                "{}: code not released: the server did not answer (the stock server cannot release codes)",
+                self.id
+            ),
+        };
+        self.ctx.notice(text).await;
     }
 
     async fn attention_event(&self, raised: bool) {

@@ -12,6 +12,7 @@
 //! {"cmd":"visible","students":["s1","s2"]}
 //! {"cmd":"enlarge","student":"s1"}          (or null to release)
 //! {"cmd":"snapshot","student":"s1","path":"s1.png"}
+//! {"cmd":"release","student":"s1"}           (take the code from its device)
 //! {"cmd":"quit"}
 //! ```
 //!
@@ -49,6 +50,9 @@ pub enum HeadlessCommand {
         student: String,
         path: std::path::PathBuf,
     },
+    Release {
+        student: String,
+    },
     Quit,
 }
 
@@ -74,6 +78,9 @@ impl From<HeadlessCommand> for EngineCommand {
             HeadlessCommand::Snapshot { student, path } => EngineCommand::Snapshot {
                 student: StudentId(student),
                 path,
+            },
+            HeadlessCommand::Release { student } => EngineCommand::ReleaseCode {
+                student: StudentId(student),
             },
             HeadlessCommand::Quit => EngineCommand::Shutdown,
         }

@@ -160,6 +160,11 @@ pub enum EngineCommand {
     /// Keep this student at full decoded resolution (and ask the page for a
     /// bigger picture); `None` releases.
     Enlarge { student: Option<StudentId> },
+    /// Take the student's code away from the device publishing it (after a
+    /// code conflict, when the face is not the student's): our server
+    /// disconnects it and keeps it off the code, so the real student's page
+    /// gets in. Answered with a notice.
+    ReleaseCode { student: StudentId },
     /// Write the current frame of a student to a PNG file.
     Snapshot {
         student: StudentId,

@@ -347,6 +347,7 @@ impl Tap {
                 }
             }
             EngineCommand::Shutdown => r.action("quit", None),
+            EngineCommand::ReleaseCode { student } => r.action("release_code", Some(&student.0)),
             // Chat, attention and snapshots are recorded from the engine's
             // events, which say whether they reached the student.
             _ => {}

@@ -24,6 +24,15 @@ pub const USERID_ALREADY_TAKEN: &str = "userid-already-taken";
 /// "Room not available").
 pub const CODE_CONFLICT: &str = "rtcproctor-code-conflict";
 
+/// Proctor → rtcproctor server, with an ack: disconnect whoever publishes
+/// `{"code": "<code>"}` and keep that device (its userid) off this code for
+/// [`RELEASE_FOR`]. The answer to a code conflict when the face on the tile
+/// is not the student's: the real student's page, which keeps retrying,
+/// gets the code. Needs the proctor key (not merely `--open-viewing`).
+pub const RELEASE_CODE: &str = "rtcproctor-release-code";
+/// How long a released device stays off the code.
+pub const RELEASE_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// Error strings of the stock server's acks; clients compare them verbatim.
 pub const ROOM_NOT_AVAILABLE: &str = "Room not available";
 pub const ROOM_FULL: &str = "Room full";
@@ -292,6 +301,11 @@ pub const TOO_MANY_FAILURES: &str =
 /// `open-room` for a code that is not on the server's roster.
 pub const NOT_ON_ROSTER: &str =
     "This stream code is not on the exam roster: check the code you were given";
+/// `open-room` from a device a proctor released the code from.
+pub const RELEASED_BY_PROCTOR: &str =
+    "A proctor took this code away from this device: ask your proctor what to do";
+/// `rtcproctor-release-code` from a socket without the proctor key.
+pub const RELEASE_NEEDS_KEY: &str = "Releasing a code needs the proctor key";
 /// A request whose payload is not what the event needs.
 pub const MALFORMED_REQUEST: &str = "Malformed request";
 /// Too many events from one socket in a short time.

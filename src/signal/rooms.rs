@@ -247,6 +247,8 @@ pub struct Registry {
     open_viewing: bool,
     limits: Limits,
     failures: HashMap<IpAddr, TokenBucket>,
+    /// (code, userid) a proctor released, and until when it stays out.
+    released: HashMap<(String, String), Instant>,
 }
 
 /// Event names a socket may not pick as its relay event.
@@ -260,6 +262,7 @@ const RESERVED_EVENTS: &[&str] = &[
     p::USER_DISCONNECTED,
     p::USERID_ALREADY_TAKEN,
     p::CODE_CONFLICT,
+    p::RELEASE_CODE,
     p::SET_IS_INITIATOR_TRUE,
     p::DISCONNECT,
     "connect",
@@ -320,6 +323,7 @@ impl Registry {
             open_viewing,
             limits,
             failures: HashMap::new(),
+            released: HashMap::new(),
         }
     }
 
@@ -574,6 +578,13 @@ impl Registry {
             }
             return (fail(p::NOT_ON_ROSTER), vec![]);
         }
+        self.released.retain(|_, until| *until > now);
+        if self
+            .released
+            .contains_key(&(req.sessionid.clone(), userid.clone()))
+        {
+            return (fail(p::RELEASED_BY_PROCTOR), vec![]);
+        }
         let mut effects = self.leave_rooms(&userid, false);
         if let Some(room) = self
             .rooms
@@ -615,6 +626,35 @@ impl Registry {
             .filter(|u| u.key == KeyStatus::Valid)
             .map(|u| emit(u.sid, p::CODE_CONFLICT, vec![json!({ "code": code })]))
             .collect()
+    }
+
+    /// `rtcproctor-release-code`: a proctor takes a live code away from the
+    /// device publishing it (see [`p::RELEASE_CODE`]). Returns the ack
+    /// arguments and the effects (the publisher is forgotten, its viewers
+    /// told, its socket closed).
+    pub fn release_code(
+        &mut self,
+        sid: Sid,
+        code: &str,
+        now: Instant,
+    ) -> (Vec<Value>, Vec<Effect>) {
+        let fail = |reason: &str| vec![json!(false), json!(reason)];
+        match self.caller(sid) {
+            Some((_, _, KeyStatus::Valid)) => {}
+            Some(_) => return (fail(p::RELEASE_NEEDS_KEY), vec![]),
+            None => return (fail(p::ROOM_NOT_AVAILABLE), vec![]),
+        }
+        let Some(owner) = self.rooms.get(code).map(|r| r.owner.clone()) else {
+            return (fail(p::ROOM_NOT_AVAILABLE), vec![]);
+        };
+        let Some(owner_sid) = self.users.get(&owner).map(|u| u.sid) else {
+            return (fail(p::ROOM_NOT_AVAILABLE), vec![]);
+        };
+        self.released
+            .insert((code.to_string(), owner), now + p::RELEASE_FOR);
+        let mut effects = self.disconnect(owner_sid);
+        effects.push(Effect::Disconnect(owner_sid));
+        (vec![json!(true)], effects)
     }
 
     /// `join-room`: view a stream. Returns the ack arguments.
@@ -1049,6 +1089,46 @@ mod tests {
         // The owner re-opening its own code is no conflict.
         let (_, fx) = w.reg.open_room(s, room("c"), w.now);
         assert!(emits_to(&fx, m).is_empty(), "{fx:?}");
+    }
+
+    /// A proctor takes a live code away from the device holding it: the
+    /// viewers hear it left, that device stays off the code, another device
+    /// gets it. Only a keyed socket may do this.
+    #[test]
+    fn a_proctor_releases_a_code_from_a_device() {
+        let mut w = World::new(Limits::default(), true);
+        let squatter = w.connect("squatter", KeyStatus::Missing);
+        let m = w.connect("mon", KeyStatus::Valid);
+        let open = w.connect("openviewer", KeyStatus::Missing);
+        w.reg.open_room(squatter, room("c"), w.now);
+        w.reg.join_room(m, room("c"), w.now);
+        w.reg.join_room(open, room("c"), w.now);
+        let needs_key = vec![json!(false), json!(p::RELEASE_NEEDS_KEY)];
+        assert_eq!(w.reg.release_code(open, "c", w.now).0, needs_key);
+        assert_eq!(w.reg.release_code(squatter, "c", w.now).0, needs_key);
+        assert_eq!(
+            w.reg.release_code(m, "nope", w.now).0[1],
+            json!(p::ROOM_NOT_AVAILABLE)
+        );
+
+        let (ack, fx) = w.reg.release_code(m, "c", w.now);
+        assert_eq!(ack, vec![json!(true)]);
+        assert!(fx.contains(&Effect::Disconnect(squatter)), "{fx:?}");
+        // The squatter's page reconnects with its stored userid: refused.
+        let again = w.connect("squatter", KeyStatus::Missing);
+        assert_eq!(
+            w.reg.open_room(again, room("c"), w.now).0,
+            vec![json!(false), json!(p::RELEASED_BY_PROCTOR)]
+        );
+        // The real student gets the code; the ban ends with RELEASE_FOR.
+        let real = w.connect("real", KeyStatus::Missing);
+        assert_eq!(w.reg.open_room(real, room("c"), w.now).0, vec![json!(true)]);
+        w.reg.disconnect(real);
+        let later = w.now + p::RELEASE_FOR + std::time::Duration::from_secs(1);
+        assert_eq!(
+            w.reg.open_room(again, room("c"), later).0,
+            vec![json!(true)]
+        );
     }
 
     #[test]

@@ -169,6 +169,10 @@ pub enum Overlay {
     },
     /// "Quit? y/N".
     ConfirmQuit,
+    /// "Take this student's code from the device live on it? y/N".
+    ConfirmRelease {
+        student: usize,
+    },
 }
 
 /// Where typed keys go.
@@ -674,6 +678,19 @@ impl App {
                 }
                 return;
             }
+            Overlay::ConfirmRelease { student } => {
+                self.overlay = Overlay::None;
+                if matches!(key.code, KeyCode::Char('y' | 'Y')) {
+                    let t = &mut self.tiles[student];
+                    t.code_conflict = None;
+                    out.push(Command::Engine(EngineCommand::ReleaseCode {
+                        student: t.id.clone(),
+                    }));
+                    let msg = format!("releasing {}'s code…", t.label());
+                    self.set_notice(&msg, false);
+                }
+                return;
+            }
             Overlay::Help => {
                 self.overlay = Overlay::None;
                 return;
@@ -887,6 +904,13 @@ impl App {
                     }));
                 }
             }
+            Action::ReleaseCode => match self.chat_target() {
+                Some(i) if !self.tiles[i].off_air() => {
+                    self.overlay = Overlay::ConfirmRelease { student: i }
+                }
+                Some(_) => self.set_notice("nobody is live on this code", false),
+                None => {}
+            },
             Action::Help => self.overlay = Overlay::Help,
             Action::Quit => self.overlay = Overlay::ConfirmQuit,
             Action::ForceQuit => self.quit(out),

@@ -877,7 +877,9 @@ async fn engine_watches_a_student_through_our_server() {
 
 /// Someone else tries to go live on a code that is live: they are refused
 /// and the proctor watching the code hears about it (once, although the
-/// intruder retries), while the real stream goes on.
+/// intruder retries), while the stream goes on. Then the proctor decides
+/// the device on the code is the wrong one and releases the code: that
+/// device is dropped and another one goes live on the code and is watched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_device_on_a_live_code_alerts_the_proctor() {
     use rtcproctor::signal::server::{ServerConfig, start};
@@ -921,6 +923,30 @@ async fn a_second_device_on_a_live_code_alerts_the_proctor() {
             assert!(!matches!(e, EngineEvent::CodeConflict { .. }), "{e:?}");
         }
         intruder.close().await;
+
+        engine
+            .commands
+            .send(EngineCommand::ReleaseCode {
+                student: s1.clone(),
+            })
+            .await
+            .unwrap();
+        wait_for(
+            &mut engine,
+            "released notice",
+            |e| matches!(e, EngineEvent::Notice { text } if text.contains("code released")),
+        )
+        .await;
+        wait_for(&mut engine, "s1 left", |e| {
+            is_state(e, "s1", StreamState::Left)
+        })
+        .await;
+        let _other = Student::go_live(&url, "code-one").await;
+        wait_for(&mut engine, "s1 live again", |e| {
+            is_state(e, "s1", StreamState::Live)
+        })
+        .await;
+        counter_above(&engine.frames, &s1, 0).await;
         engine.commands.send(EngineCommand::Shutdown).await.unwrap();
         while engine.events.recv().await.is_some() {}
     })

@@ -558,6 +558,27 @@ fn code_conflict_rings_once_and_marks_the_tile() {
     assert!(grid.contains("another device tried to go live"), "{grid}");
     // The intruder retries: no second ring while the badge is up.
     assert!(conflict(&mut app, 1).is_empty());
+
+    // R asks first; any key but y cancels, y takes the code away.
+    while app.tiles[app.selected.unwrap()].id != id("s001") {
+        app.update(key('h'));
+    }
+    app.update(key('R'));
+    let screen = format!("{:?}", render(&app, &frames).backend());
+    assert!(
+        screen.contains("code from the device live on it?"),
+        "{screen}"
+    );
+    assert!(engine_cmds(&app.update(key('n'))).is_empty());
+    app.update(key('R'));
+    assert_eq!(
+        engine_cmds(&app.update(key('y'))),
+        vec![EngineCommand::ReleaseCode {
+            student: id("s001")
+        }]
+    );
+    let screen = format!("{:?}", render(&app, &frames).backend());
+    assert!(!screen.contains("CODE CONFLICT"), "{screen}");
 }
 
 #[test]
