@@ -123,8 +123,10 @@ pub enum GraphicsMode {
 #[derive(Debug, Clone, Args)]
 pub struct MonitorArgs {
     /// Roster of students: "ID<TAB>code" lines or a CSV/TSV with a header (id, code, name, email).
+    /// Students streaming a code that is not on it are shown as unknown; without
+    /// a roster every student is shown as they go live.
     #[arg(long, value_name = "FILE")]
-    pub roster: PathBuf,
+    pub roster: Option<PathBuf>,
 
     /// Signalling server to join, e.g. https://proctor.example.org:8443/ .
     /// Without it an embedded server is started and the student link printed.
