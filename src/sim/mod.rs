@@ -18,6 +18,7 @@ pub mod pattern;
 pub mod peer;
 pub mod source;
 pub mod student;
+pub mod tone;
 
 use std::time::Duration;
 
@@ -167,19 +168,17 @@ pub fn configs_from_args(args: &StudentArgs) -> Result<Vec<StudentConfig>> {
             schedule.phase = i as f64 / args.count as f64;
         }
         out.push(StudentConfig {
-            server: server.clone(),
             tls: tls.clone(),
-            code,
-            name,
-            userid: None,
             width,
             height,
             fps: args.fps,
             texture: args.texture,
             audio: !args.no_audio,
+            tone: args.tone,
             ice_servers: ice_servers.clone(),
             udp_bind: vec![args.udp_bind.clone()],
             schedule,
+            ..StudentConfig::new(server.clone(), &code, &name)
         });
     }
     Ok(out)

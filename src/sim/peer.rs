@@ -12,7 +12,9 @@
 //!    after falling behind;
 //! 2. keyframe requests: PLI/FIR from the proctor (delivered by the
 //!    [`KeyframeRequests`] interceptor) ask the encoder for a keyframe;
-//! 3. audio: Opus silence, 60 ms per packet (no encoder needed).
+//! 3. audio: Opus silence, 60 ms per packet (no encoder needed), or with
+//!    `--tone` the student's [`AudioSource`] packets, 20 ms each; every
+//!    packet carries its RFC 6464 audio level (silence: 127, the floor).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -35,9 +37,10 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use serde_json::{Value, json};
@@ -52,6 +55,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::source::VideoSource;
+use super::tone::{AudioPacket, AudioSource};
 use crate::signal::client::SignalClient;
 use crate::{Error, Result};
 
@@ -83,7 +87,20 @@ pub struct PeerSetup {
     /// "127.0.0.1:0" (loopback only, for tests).
     pub udp_bind: Vec<String>,
     pub audio: bool,
+    /// The student's tone (`--tone`); None sends silence.
+    pub tone: Option<tokio::sync::broadcast::Sender<AudioPacket>>,
 }
+
+impl PeerSetup {
+    /// Send this student's tone instead of silence.
+    pub fn with_tone(mut self, tone: Option<&AudioSource>) -> Self {
+        self.tone = tone.map(AudioSource::sender);
+        self
+    }
+}
+
+/// The level of digital silence in the audio-level extension (-127 dBov).
+const SILENCE_LEVEL: u8 = 127;
 
 /// What happened to a peer (for the student's loop).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +172,16 @@ impl Peer {
                         payload_type: 111,
                     },
                     RtpCodecKind::Audio,
+                )
+                .map_err(webrtc_err)?;
+            // The level meter's source, as Chromium offers it.
+            media
+                .register_header_extension(
+                    RTCRtpHeaderExtensionCapability {
+                        uri: crate::media::sdp::AUDIO_LEVEL_URI.into(),
+                    },
+                    RtpCodecKind::Audio,
+                    None,
                 )
                 .map_err(webrtc_err)?;
         }
@@ -237,6 +264,7 @@ impl Peer {
             let frames = video.subscribe();
             let keyframe = video.keyframe_requester();
             let interval = video.frame_interval();
+            let tone = setup.tone.as_ref().map(|t| t.subscribe());
             tokio::spawn(async move {
                 if connected.wait_for(|c| *c).await.is_err() {
                     return;
@@ -251,8 +279,14 @@ impl Peer {
                     )),
                     tokio::spawn(watch_keyframe_requests(video_track, keyframe)),
                 ];
-                if let Some((track, sender)) = audio {
-                    started.push(tokio::spawn(pump_silence(track, sender)));
+                match (audio, tone) {
+                    (Some((track, sender)), Some(tone)) => {
+                        started.push(tokio::spawn(pump_tone(track, sender, tone)));
+                    }
+                    (Some((track, sender)), None) => {
+                        started.push(tokio::spawn(pump_silence(track, sender)));
+                    }
+                    (None, _) => {}
                 }
                 if let Ok(mut t) = tasks.lock() {
                     t.extend(started);
@@ -426,6 +460,48 @@ async fn pump_silence(track: Arc<TrackLocalStaticSample>, sender: Arc<dyn RtpSen
         };
         if track
             .sample_writer(ssrc, pt)
+            .with_audio_level(AudioLevelExtension {
+                level: SILENCE_LEVEL,
+                voice: false,
+            })
+            .write_sample(&sample)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Copy the student's tone packets into the track, each with its level.
+async fn pump_tone(
+    track: Arc<TrackLocalStaticSample>,
+    sender: Arc<dyn RtpSender>,
+    mut packets: tokio::sync::broadcast::Receiver<AudioPacket>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some((ssrc, pt)) = send_params(&track, &sender).await else {
+        tracing::warn!("audio sender has no negotiated codec");
+        return;
+    };
+    loop {
+        let packet = match packets.recv().await {
+            Ok(p) => p,
+            // Behind: skip to the newest packets (audio is not worth a delay).
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        let sample = Sample {
+            data: packet.data,
+            duration: super::tone::FRAME,
+            ..Sample::new(Instant::now())
+        };
+        if track
+            .sample_writer(ssrc, pt)
+            .with_audio_level(AudioLevelExtension {
+                level: packet.level,
+                voice: packet.voice,
+            })
             .write_sample(&sample)
             .await
             .is_err()
