@@ -110,8 +110,7 @@ impl Unknowns {
         let mut turned_away = 0;
         let mut seen = HashSet::new();
         for code in listed {
-            if !seen.insert(code.as_str()) || is_roster(code) || self.watched.contains_key(code)
-            {
+            if !seen.insert(code.as_str()) || is_roster(code) || self.watched.contains_key(code) {
                 continue;
             }
             if self.watched.len() >= self.cap {
@@ -147,10 +146,7 @@ mod tests {
         assert!(ch.stop.is_empty());
         assert!(u.is_watched("a") && !u.is_watched("r1"));
         // Seen again: nothing new.
-        assert_eq!(
-            u.update(&codes(&["a", "b"]), |_| false),
-            Changes::default()
-        );
+        assert_eq!(u.update(&codes(&["a", "b"]), |_| false), Changes::default());
     }
 
     #[test]
@@ -165,7 +161,10 @@ mod tests {
         assert_eq!(ch.stop, codes(&["a"]));
         assert!(!u.is_watched("a"));
         // It may come back later as a new unknown student.
-        assert_eq!(u.update(&codes(&["a", "b"]), |_| false).start, codes(&["a"]));
+        assert_eq!(
+            u.update(&codes(&["a", "b"]), |_| false).start,
+            codes(&["a"])
+        );
     }
 
     #[test]

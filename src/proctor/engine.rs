@@ -329,8 +329,7 @@ async fn hub(ctx: Arc<Ctx>, roster: Roster, mut commands: mpsc::Receiver<EngineC
                         unknowns.forget(&s.code);
                         retire_code(&mut students, &s.code);
                     }
-                    add_student(&ctx, &mut tasks, &mut students, s, visible.as_ref(), false)
-                        .await;
+                    add_student(&ctx, &mut tasks, &mut students, s, visible.as_ref(), false).await;
                 }
             }
             EngineCommand::Shutdown => break,

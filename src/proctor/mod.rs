@@ -289,13 +289,10 @@ fn open_record(
         Recorder, SessionDir, default_session_name, proctor_name, report::fmt_time, sessions_dir,
     };
     let today = fmt_time(crate::store::entry::now_ms());
-    let name = args
-        .session
-        .clone()
-        .unwrap_or_else(|| {
-            let roster = args.roster.as_deref();
-            default_session_name(roster.unwrap_or(std::path::Path::new("exam")), &today[..10])
-        });
+    let name = args.session.clone().unwrap_or_else(|| {
+        let roster = args.roster.as_deref();
+        default_session_name(roster.unwrap_or(std::path::Path::new("exam")), &today[..10])
+    });
     let dir = SessionDir::new(&sessions_dir(), &name);
     let resuming = dir.exists();
     let (rec, prev) = Recorder::start(dir.clone(), &proctor_name(), roster, |m| {

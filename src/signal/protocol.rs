@@ -100,8 +100,7 @@ pub const PUBLIC_ROOM_IDENTIFIER: &str = "rtcproctor";
 /// The stock server's answer to `get-public-rooms` without an identifier.
 pub const PUBLIC_IDENTIFIER_MISSING: &str = "publicRoomIdentifier is required";
 /// `get-public-rooms` from a socket that may not view.
-pub const LISTING_NEEDS_PROCTOR_KEY: &str =
-    "Listing rooms needs the proctor key (printed by `rtcproctor serve`; pass it with --proctor-key)";
+pub const LISTING_NEEDS_PROCTOR_KEY: &str = "Listing rooms needs the proctor key (printed by `rtcproctor serve`; pass it with --proctor-key)";
 
 /// The stream codes of a `get-public-rooms` answer (the rooms' `sessionid`s),
 /// or the server's reason when it refused.
@@ -428,7 +427,10 @@ mod tests {
         ])];
         assert_eq!(listed_codes(&ack), Ok(vec!["a".into(), "b".into()]));
         let refused = vec![Value::Null, serde_json::json!(PUBLIC_IDENTIFIER_MISSING)];
-        assert_eq!(listed_codes(&refused), Err(PUBLIC_IDENTIFIER_MISSING.into()));
+        assert_eq!(
+            listed_codes(&refused),
+            Err(PUBLIC_IDENTIFIER_MISSING.into())
+        );
         assert!(listed_codes(&[]).is_err());
     }
 

@@ -98,8 +98,11 @@ pub fn level_dbov(pcm: &[i16]) -> u8 {
     if pcm.is_empty() {
         return 127;
     }
-    let mean_square =
-        pcm.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / pcm.len() as f64;
+    let mean_square = pcm
+        .iter()
+        .map(|&s| f64::from(s) * f64::from(s))
+        .sum::<f64>()
+        / pcm.len() as f64;
     let full = f64::from(i16::MAX) * f64::from(i16::MAX);
     if mean_square <= 0.0 {
         return 127;
