@@ -344,6 +344,7 @@ async fn chromium_monitor_watches(server_url: &url::Url, tone: Option<f32>) {
         "audio not decoded: {brief}"
     );
     // Silence is silent; the tone is heard.
+    eprintln!("Chromium's audio stats (tone {tone:?}): {audio}");
     let level = audio["maxAudioLevel"].as_f64().unwrap_or(-1.0);
     if tone.is_some() {
         assert!(level > 0.02, "Chromium does not hear the tone: {brief}");

@@ -62,6 +62,8 @@ const page_html = `<!doctype html><html><body>
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync',
         '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+        // Unmuting the tile (for the audio level) needs no click.
+        '--autoplay-policy=no-user-gesture-required',
         // Keep WebRTC on loopback: gather 127.0.0.1 candidates, no mDNS names.
         '--allow-loopback-in-peer-connection',
         '--disable-features=WebRtcHideLocalIpsWithMdns'],
@@ -97,8 +99,13 @@ const page_html = `<!doctype html><html><body>
     // Audio: whether Chromium's Opus decoder accepts the student's packets
     // (concealed samples are what it had to invent instead).
     // maxAudioLevel: the loudest `audioLevel` seen over 1.5 s of samples
-    // (a toned student beeps 400 ms every second).
+    // (a toned student beeps 400 ms every second). Chromium measures the
+    // level after the element's volume, so the tile is unmuted first, as
+    // RTCProctor's "Turn Audio On" button does.
     const audio = await page.evaluate(async () => {
+      const v = document.getElementById('remote');
+      if (v) { v.muted = false; v.play().catch(function () {}); }
+      await new Promise((r) => setTimeout(r, 500));
       const out = { packetsReceived: 0, totalSamplesReceived: 0, concealedSamples: 0,
         maxAudioLevel: 0, totalAudioEnergy: 0 };
       for (let i = 0; i < 15; i++) {
