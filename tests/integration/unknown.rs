@@ -81,6 +81,81 @@ async fn list(url: &url::Url, key: Option<&str>) -> Vec<Value> {
     ack
 }
 
+/// `rtcproctor monitor --headless --http` with its embedded server on
+/// loopback, its record in `dir`; returns it with the server's URL (from
+/// the student link on stderr, which is then echoed to the test's output).
+struct Monitor {
+    child: tokio::process::Child,
+    url: url::Url,
+    out: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    stdin: tokio::process::ChildStdin,
+}
+
+async fn monitor(dir: &std::path::Path, args: &[&str]) -> Monitor {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtcproctor"))
+        .args(["monitor", "--headless", "--http", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .env("RTCPROCTOR_DATA_DIR", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let link = loop {
+        let line = err_lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("monitor exited early");
+        if let Some(l) = line.trim().strip_prefix("student link:") {
+            break l.trim().to_string();
+        }
+    };
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = err_lines.next_line().await {
+            eprintln!("monitor: {l}");
+        }
+    });
+    let mut url = url::Url::parse(&link).unwrap();
+    url.set_fragment(None);
+    url.set_path("/");
+    let out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let stdin = child.stdin.take().unwrap();
+    Monitor {
+        child,
+        url,
+        out,
+        stdin,
+    }
+}
+
+impl Monitor {
+    async fn next(&mut self) -> Value {
+        let line = self
+            .out
+            .next_line()
+            .await
+            .unwrap()
+            .expect("monitor stdout closed");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
+    }
+
+    async fn send(&mut self, cmd: Value) {
+        self.stdin
+            .write_all(format!("{cmd}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    async fn quit(mut self) {
+        self.send(json!({"cmd": "quit"})).await;
+        let status = self.child.wait().await.unwrap();
+        assert!(status.success(), "monitor exited with {status}");
+    }
+}
+
 /// `rtcproctor monitor --headless` with its embedded server and a roster
 /// of one: a synthetic student on another code shows up as unknown, live,
 /// with a decoded picture whose marks read back from a snapshot; chat
@@ -91,57 +166,19 @@ async fn headless_monitor_watches_and_records_a_student_not_on_the_roster() {
     let dir = TempDir::new("unknown-headless");
     let roster = dir.0.join("roster.tsv");
     std::fs::write(&roster, "r1\troster-one\n").unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtcproctor"))
-        .args(["monitor", "--headless", "--http", "--bind", "127.0.0.1:0"])
-        .args(["--session", "walk-in-exam", "--roster"])
-        .arg(&roster)
-        .env("RTCPROCTOR_DATA_DIR", &dir.0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut stdin = child.stdin.take().unwrap();
     let cancel = CancellationToken::new();
     let r = timeout(Duration::from_secs(90), async {
-        let link = loop {
-            let line = err_lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("monitor exited early");
-            if let Some(l) = line.trim().strip_prefix("student link:") {
-                break l.trim().to_string();
-            }
-        };
-        tokio::spawn(async move {
-            while let Ok(Some(l)) = err_lines.next_line().await {
-                eprintln!("monitor: {l}");
-            }
-        });
-        let mut url = url::Url::parse(&link).unwrap();
-        url.set_fragment(None);
-        url.set_path("/");
+        let roster = roster.to_str().unwrap();
+        let mut m = monitor(&dir.0, &["--session", "walk-in-exam", "--roster", roster]).await;
+        let url = m.url.clone();
         let mut sev = go_live(student(&url, "walk-in"), &cancel).await;
 
-        let mut next = async || {
-            let line = out
-                .next_line()
-                .await
-                .unwrap()
-                .expect("monitor stdout closed");
-            serde_json::from_str::<Value>(&line)
-                .unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
-        };
         let is = |v: &Value, event: &str| {
             v["event"] == json!(event) && v["student"] == json!("?walk-in")
         };
         let mut announced = false;
         loop {
-            let v = next().await;
+            let v = m.next().await;
             if is(&v, "unknown") {
                 assert_eq!(v["code"], json!("walk-in"));
                 announced = true;
@@ -157,13 +194,10 @@ async fn headless_monitor_watches_and_records_a_student_not_on_the_roster() {
 
         // Its picture is the synthetic student's: the marks read back.
         let png = dir.0.join("walk-in.png");
-        let cmd = json!({"cmd": "snapshot", "student": "?walk-in", "path": png});
-        stdin
-            .write_all(format!("{cmd}\n").as_bytes())
-            .await
-            .unwrap();
+        m.send(json!({"cmd": "snapshot", "student": "?walk-in", "path": png}))
+            .await;
         loop {
-            let v = next().await;
+            let v = m.next().await;
             if is(&v, "snapshot") {
                 break;
             }
@@ -179,11 +213,8 @@ async fn headless_monitor_watches_and_records_a_student_not_on_the_roster() {
         );
 
         // The proctor can talk to an unknown student too.
-        let cmd = json!({"cmd": "chat", "student": "?walk-in", "text": "which exam are you in?"});
-        stdin
-            .write_all(format!("{cmd}\n").as_bytes())
-            .await
-            .unwrap();
+        m.send(json!({"cmd": "chat", "student": "?walk-in", "text": "which exam are you in?"}))
+            .await;
         loop {
             if let StudentEvent::FromProctor { extra, .. } =
                 sev.recv().await.expect("student stopped")
@@ -197,14 +228,12 @@ async fn headless_monitor_watches_and_records_a_student_not_on_the_roster() {
         // It stops: the tile turns `left`.
         cancel.cancel();
         loop {
-            let v = next().await;
+            let v = m.next().await;
             if is(&v, "state") && v["state"] == json!("left") {
                 break;
             }
         }
-        stdin.write_all(b"{\"cmd\":\"quit\"}\n").await.unwrap();
-        let status = child.wait().await.unwrap();
-        assert!(status.success(), "monitor exited with {status}");
+        m.quit().await;
     })
     .await;
     cancel.cancel();
@@ -250,6 +279,33 @@ async fn headless_monitor_watches_and_records_a_student_not_on_the_roster() {
         html.contains("(not on roster)"),
         "the HTML report does not mark the unknown student"
     );
+}
+
+/// Without `--roster` the monitor watches every student as they go live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_monitor_without_a_roster_watches_whoever_goes_live() {
+    let dir = TempDir::new("unknown-no-roster");
+    let cancel = CancellationToken::new();
+    let r = timeout(Duration::from_secs(60), async {
+        let mut m = monitor(&dir.0, &[]).await;
+        let _s = go_live(student(&m.url, "free-1"), &cancel).await;
+        let mut announced = false;
+        loop {
+            let v = m.next().await;
+            announced |= v["event"] == json!("unknown") && v["student"] == json!("?free-1");
+            if v["event"] == json!("stats")
+                && v["student"] == json!("?free-1")
+                && v["stats"]["fps_decoded"].as_f64() > Some(0.0)
+            {
+                break;
+            }
+        }
+        assert!(announced, "?free-1 streamed without being announced");
+        m.quit().await;
+    })
+    .await;
+    cancel.cancel();
+    r.expect("monitor without a roster timed out");
 }
 
 /// Our server lists live rooms to proctors and refuses everyone else: a
