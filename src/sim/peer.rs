@@ -376,6 +376,36 @@ fn local_track(
     .map_err(webrtc_err)
 }
 
+/// Whether the proctor's answer accepted the audio-level extension. The
+/// track writes the extension under the id it had at offer time even when
+/// the answer left it out, and a receiver that did not negotiate that id
+/// may take it for another extension and drop the packets; so it is only
+/// written when negotiated.
+async fn audio_level_negotiated(sender: &Arc<dyn RtpSender>) -> bool {
+    sender.get_parameters().await.is_ok_and(|p| {
+        p.rtp_parameters
+            .header_extensions
+            .iter()
+            .any(|e| e.uri == crate::media::sdp::AUDIO_LEVEL_URI)
+    })
+}
+
+/// Write one audio sample, with its level when the answer accepted the
+/// extension.
+async fn write_audio(
+    track: &TrackLocalStaticSample,
+    (ssrc, pt): (u32, u8),
+    sample: &Sample,
+    level: Option<AudioLevelExtension>,
+) -> bool {
+    let writer = track.sample_writer(ssrc, pt);
+    let writer = match level {
+        Some(l) => writer.with_audio_level(l),
+        None => writer,
+    };
+    writer.write_sample(sample).await.is_ok()
+}
+
 /// The SSRC and negotiated payload type to write with.
 async fn send_params(
     track: &TrackLocalStaticSample,
@@ -448,6 +478,7 @@ async fn pump_silence(track: Arc<TrackLocalStaticSample>, sender: Arc<dyn RtpSen
         tracing::warn!("audio sender has no negotiated codec");
         return;
     };
+    let with_level = audio_level_negotiated(&sender).await;
     let data = Bytes::from_static(&OPUS_SILENCE_60MS);
     let mut tick = tokio::time::interval(AUDIO_PACKET);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -458,16 +489,11 @@ async fn pump_silence(track: Arc<TrackLocalStaticSample>, sender: Arc<dyn RtpSen
             duration: AUDIO_PACKET,
             ..Sample::new(Instant::now())
         };
-        if track
-            .sample_writer(ssrc, pt)
-            .with_audio_level(AudioLevelExtension {
-                level: SILENCE_LEVEL,
-                voice: false,
-            })
-            .write_sample(&sample)
-            .await
-            .is_err()
-        {
+        let level = with_level.then_some(AudioLevelExtension {
+            level: SILENCE_LEVEL,
+            voice: false,
+        });
+        if !write_audio(&track, (ssrc, pt), &sample, level).await {
             return;
         }
     }
@@ -484,6 +510,7 @@ async fn pump_tone(
         tracing::warn!("audio sender has no negotiated codec");
         return;
     };
+    let with_level = audio_level_negotiated(&sender).await;
     loop {
         let packet = match packets.recv().await {
             Ok(p) => p,
@@ -496,16 +523,11 @@ async fn pump_tone(
             duration: super::tone::FRAME,
             ..Sample::new(Instant::now())
         };
-        if track
-            .sample_writer(ssrc, pt)
-            .with_audio_level(AudioLevelExtension {
-                level: packet.level,
-                voice: packet.voice,
-            })
-            .write_sample(&sample)
-            .await
-            .is_err()
-        {
+        let level = with_level.then_some(AudioLevelExtension {
+            level: packet.level,
+            voice: packet.voice,
+        });
+        if !write_audio(&track, (ssrc, pt), &sample, level).await {
             return;
         }
     }
