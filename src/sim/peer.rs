@@ -13,7 +13,8 @@
 //! 2. keyframe requests: PLI/FIR from the proctor (delivered by the
 //!    [`KeyframeRequests`] interceptor) ask the encoder for a keyframe;
 //! 3. audio: Opus silence, 60 ms per packet (no encoder needed), or with
-//!    `--tone` the student's [`AudioSource`] packets, 20 ms each; every
+//!    `--tone` the student's [`ToneLoop`] packets round and round, 20 ms
+//!    each; every
 //!    packet carries its RFC 6464 audio level (silence: 127, the floor).
 
 use std::collections::VecDeque;
@@ -55,7 +56,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::source::VideoSource;
-use super::tone::{AudioPacket, AudioSource};
+use super::tone::ToneLoop;
 use crate::signal::client::SignalClient;
 use crate::{Error, Result};
 
@@ -88,13 +89,13 @@ pub struct PeerSetup {
     pub udp_bind: Vec<String>,
     pub audio: bool,
     /// The student's tone (`--tone`); None sends silence.
-    pub tone: Option<tokio::sync::broadcast::Sender<AudioPacket>>,
+    pub tone: Option<ToneLoop>,
 }
 
 impl PeerSetup {
     /// Send this student's tone instead of silence.
-    pub fn with_tone(mut self, tone: Option<&AudioSource>) -> Self {
-        self.tone = tone.map(AudioSource::sender);
+    pub fn with_tone(mut self, tone: Option<&ToneLoop>) -> Self {
+        self.tone = tone.cloned();
         self
     }
 }
@@ -264,7 +265,7 @@ impl Peer {
             let frames = video.subscribe();
             let keyframe = video.keyframe_requester();
             let interval = video.frame_interval();
-            let tone = setup.tone.as_ref().map(|t| t.subscribe());
+            let tone = setup.tone.clone();
             tokio::spawn(async move {
                 if connected.wait_for(|c| *c).await.is_err() {
                     return;
@@ -499,27 +500,20 @@ async fn pump_silence(track: Arc<TrackLocalStaticSample>, sender: Arc<dyn RtpSen
     }
 }
 
-/// Copy the student's tone packets into the track, each with its level.
-async fn pump_tone(
-    track: Arc<TrackLocalStaticSample>,
-    sender: Arc<dyn RtpSender>,
-    mut packets: tokio::sync::broadcast::Receiver<AudioPacket>,
-) {
-    use tokio::sync::broadcast::error::RecvError;
+/// Send the student's tone round and round, one packet per frame, each with
+/// its level.
+async fn pump_tone(track: Arc<TrackLocalStaticSample>, sender: Arc<dyn RtpSender>, tone: ToneLoop) {
     let Some((ssrc, pt)) = send_params(&track, &sender).await else {
         tracing::warn!("audio sender has no negotiated codec");
         return;
     };
     let with_level = audio_level_negotiated(&sender).await;
-    loop {
-        let packet = match packets.recv().await {
-            Ok(p) => p,
-            // Behind: skip to the newest packets (audio is not worth a delay).
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return,
-        };
+    let mut tick = tokio::time::interval(super::tone::FRAME);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for packet in tone.packets().iter().cycle() {
+        tick.tick().await;
         let sample = Sample {
-            data: packet.data,
+            data: packet.data.clone(),
             duration: super::tone::FRAME,
             ..Sample::new(Instant::now())
         };

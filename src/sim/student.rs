@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::peer::{Peer, PeerEvent, PeerSetup};
 use super::source::{VideoSource, unix_ms};
-use super::tone::AudioSource;
+use super::tone::ToneLoop;
 use crate::Result;
 use crate::signal::client::{Backoff, ClientConfig, ClientEvent, ClientTls, SignalClient};
 use crate::signal::protocol::{
@@ -161,7 +161,7 @@ pub async fn run(
 ) -> Result<()> {
     let video = VideoSource::start(cfg.width, cfg.height, cfg.fps, &cfg.name, cfg.texture)?;
     let tone = match cfg.tone.filter(|_| cfg.audio) {
-        Some(hz) => Some(AudioSource::start(hz, &cfg.name)?),
+        Some(hz) => Some(ToneLoop::new(hz)?),
         None => None,
     };
     let mut student = Student {
@@ -214,7 +214,7 @@ struct Student {
     msg_id: u64,
     video: VideoSource,
     /// The tone (`--tone`); None: silence.
-    tone: Option<AudioSource>,
+    tone: Option<ToneLoop>,
     peers: HashMap<String, Peer>,
     /// Last `extra` seen per proctor: the server repeats updates.
     last_from: HashMap<String, Value>,

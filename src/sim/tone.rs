@@ -8,17 +8,18 @@
 //! at the next of [`BEEP_AMPLITUDES`], so the meter visibly changes from
 //! second to second rather than sitting at one value.
 //!
-//! Like the video ([`super::source`]), one thread per student encodes once
-//! for all its viewers and hands packets out on a `broadcast` channel;
-//! nothing is encoded while nobody watches.
+//! The tone repeats every [`BEEP_AMPLITUDES`]`.len()` seconds, so each
+//! student encodes one cycle when it starts ([`ToneLoop`], about 150 packets
+//! and 6 KB) and its peers send those packets round and round: the cost per
+//! student is one encoder run at start instead of a running encoder. The
+//! cycle is taken from a second pass of the encoder, whose state at its
+//! start is the state after a whole cycle, so the loop point is seamless.
 
 use std::f64::consts::TAU;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::broadcast;
 
 use crate::{Error, Result};
 
@@ -39,8 +40,8 @@ const RAMP_SAMPLES: u64 = 480;
 pub const TONE_HZ: std::ops::RangeInclusive<f32> = 20.0..=20_000.0;
 /// Opus bitrate of the tone (a voice call's).
 const BITRATE: i32 = 32_000;
-/// Packets in flight per viewer before it counts as lagging.
-const PACKET_QUEUE: usize = 16;
+/// Frames in one cycle of the tone (one beep per second, each loudness once).
+pub const CYCLE_FRAMES: usize = BEEP_AMPLITUDES.len() * 50;
 
 /// One encoded 20 ms frame and its level.
 #[derive(Debug, Clone)]
@@ -139,73 +140,38 @@ pub fn encode_frame(
     })
 }
 
-/// Handle to a running tone; the thread stops when it is dropped.
-pub struct AudioSource {
-    packets: broadcast::Sender<AudioPacket>,
-    stop: Arc<AtomicBool>,
+/// One student's tone: a cycle of encoded packets its peers send in a loop.
+#[derive(Debug, Clone)]
+pub struct ToneLoop {
+    packets: Arc<[AudioPacket]>,
 }
 
-impl AudioSource {
-    /// Start the tone at `hz` for the student `name`.
-    pub fn start(hz: f32, name: &str) -> Result<AudioSource> {
+impl ToneLoop {
+    /// Encode the tone at `hz` (two cycles; the second is kept).
+    pub fn new(hz: f32) -> Result<ToneLoop> {
         if !TONE_HZ.contains(&hz) {
             return Err(Error::Invalid(format!(
                 "--tone {hz}: use a frequency from 20 to 20000 Hz, e.g. --tone 440"
             )));
         }
         let mut enc = encoder()?;
-        let (packets, _) = broadcast::channel(PACKET_QUEUE);
-        let stop = Arc::new(AtomicBool::new(false));
-        let source = AudioSource {
-            packets: packets.clone(),
-            stop: stop.clone(),
-        };
-        let name = name.to_string();
-        std::thread::Builder::new()
-            .name(format!("student-tone-{name}"))
-            .spawn(move || {
-                let mut tone = Tone::new(hz);
-                let mut pcm = [0i16; FRAME_SAMPLES];
-                let mut next = Instant::now();
-                while !stop.load(Ordering::Relaxed) {
-                    let now = Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    }
-                    next += FRAME;
-                    if Instant::now() > next + FRAME {
-                        next = Instant::now() + FRAME;
-                    }
-                    if packets.receiver_count() == 0 {
-                        // Keep the tone's clock: a viewer joining later hears
-                        // the beeps where they would have been.
-                        tone.next_frame(&mut pcm);
-                        continue;
-                    }
-                    match encode_frame(&mut enc, &mut tone, &mut pcm) {
-                        Ok(p) => {
-                            let _ = packets.send(p);
-                        }
-                        Err(e) => {
-                            tracing::error!("student {name}: {e}");
-                            break;
-                        }
-                    }
-                }
-            })
-            .map_err(|e| Error::Other(anyhow::anyhow!("cannot start a tone thread: {e}")))?;
-        Ok(source)
+        let mut tone = Tone::new(hz);
+        let mut pcm = [0i16; FRAME_SAMPLES];
+        let mut packets = Vec::with_capacity(CYCLE_FRAMES);
+        for i in 0..2 * CYCLE_FRAMES {
+            let p = encode_frame(&mut enc, &mut tone, &mut pcm)?;
+            if i >= CYCLE_FRAMES {
+                packets.push(p);
+            }
+        }
+        Ok(ToneLoop {
+            packets: packets.into(),
+        })
     }
 
-    /// Where viewers subscribe (one receiver per peer).
-    pub fn sender(&self) -> broadcast::Sender<AudioPacket> {
-        self.packets.clone()
-    }
-}
-
-impl Drop for AudioSource {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+    /// The packets of one cycle, in order; send one every [`FRAME`].
+    pub fn packets(&self) -> &[AudioPacket] {
+        &self.packets
     }
 }
 
@@ -249,13 +215,38 @@ mod tests {
     }
 
     #[test]
+    fn the_loop_is_one_cycle_that_decodes_seamlessly() {
+        let tone = ToneLoop::new(440.0).unwrap();
+        assert_eq!(tone.packets().len(), CYCLE_FRAMES);
+        assert!(ToneLoop::new(30_000.0).is_err());
+        // Twice round the loop, decoded: each beep is as loud as encoded,
+        // the pauses are silent, also across the loop point.
+        let mut dec = opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono).unwrap();
+        let mut out = [0i16; FRAME_SAMPLES];
+        for (i, p) in tone.packets().iter().chain(tone.packets()).enumerate() {
+            let n = dec.decode(&p.data, &mut out, false).unwrap();
+            assert_eq!(n, FRAME_SAMPLES);
+            let heard = level_dbov(&out);
+            match i % 50 {
+                5..15 => assert!(
+                    heard.abs_diff(p.level) <= 2,
+                    "frame {i}: {heard} vs {}",
+                    p.level
+                ),
+                30..50 => assert!(heard >= 80, "frame {i} should be quiet: {heard}"),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
     fn encoded_frames_decode_back_to_the_tone() {
         let mut enc = encoder().unwrap();
         let mut dec = opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono).unwrap();
         let mut tone = Tone::new(440.0);
         let mut pcm = [0i16; FRAME_SAMPLES];
         let mut out = [0i16; FRAME_SAMPLES];
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         let mut loud = Vec::new();
         for i in 0..50 {
             let p = encode_frame(&mut enc, &mut tone, &mut pcm).unwrap();
