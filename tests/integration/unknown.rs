@@ -435,3 +435,75 @@ async fn stock_server_shows_unknown_students_that_open_public_rooms() {
     public.cancel();
     r.expect("stock server discovery test timed out");
 }
+
+/// At most `max_unknown` strangers are watched and a notice says how many
+/// more stream; a stranger whose code is then added to the roster (pasted
+/// into the dashboard) becomes that roster student, which frees a place for
+/// the next stranger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cap_holds_and_a_pasted_roster_student_takes_over() {
+    let server = start(ServerConfig::loopback()).await.unwrap();
+    let url = url::Url::parse(server.base_url()).unwrap();
+    let cancel = CancellationToken::new();
+    let r = timeout(Duration::from_secs(60), async {
+        let _a = go_live(student(&url, "cap-a"), &cancel).await;
+        let _b = go_live(student(&url, "cap-b"), &cancel).await;
+        let mut cfg = EngineConfig::new(url.clone());
+        cfg.proctor_key = Some(server.proctor_key().to_string());
+        cfg.timing = quick_timing();
+        cfg.decode_workers = 1;
+        cfg.max_unknown = 1;
+        let mut e = engine::start(Roster::parse("r1\tcap-absent\n").unwrap(), cfg).unwrap();
+        let a = rtcproctor::proctor::engine::unknown_id("cap-a");
+        let (mut unknown, mut noticed, mut live) = (Vec::new(), false, false);
+        while !(noticed && live) {
+            match e.events.recv().await.expect("engine stopped") {
+                EngineEvent::Unknown { code, .. } => unknown.push(code),
+                EngineEvent::Notice { text } if text.contains("not on the roster") => {
+                    assert!(text.starts_with("1 more"), "{text}");
+                    noticed = true;
+                }
+                EngineEvent::State { student, state, .. }
+                    if student == a && state == StreamState::Live =>
+                {
+                    live = true
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(unknown, vec!["cap-a".to_string()], "the cap is one");
+
+        let pasted = rtcproctor::roster::Student {
+            id: "pasted".into(),
+            code: "cap-a".into(),
+            name: None,
+            email: None,
+        };
+        e.commands
+            .send(EngineCommand::AddStudents {
+                students: vec![pasted],
+            })
+            .await
+            .unwrap();
+        let (mut a_left, mut pasted_live, mut b_found) = (false, false, false);
+        while !(a_left && pasted_live && b_found) {
+            match e.events.recv().await.expect("engine stopped") {
+                EngineEvent::State { student, state, .. } => {
+                    a_left |= student == a && state == StreamState::Left;
+                    pasted_live |= student.0 == "pasted" && state == StreamState::Live;
+                }
+                EngineEvent::Unknown { code, .. } => {
+                    assert_eq!(code, "cap-b", "cap-a is on the roster now");
+                    b_found = true;
+                }
+                _ => {}
+            }
+        }
+        e.commands.send(EngineCommand::Shutdown).await.unwrap();
+        while e.events.recv().await.is_some() {}
+    })
+    .await;
+    cancel.cancel();
+    server.shutdown().await;
+    r.expect("cap test timed out");
+}
