@@ -336,6 +336,7 @@ async fn hub(ctx: Arc<Ctx>, roster: Roster, mut commands: mpsc::Receiver<EngineC
         }
     }
     // Leave politely: every task sends `userLeft` and closes its socket.
+    drop(listings);
     ctx.cancel.cancel();
     drop(students);
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
