@@ -283,8 +283,10 @@ async fn hub(ctx: Arc<Ctx>, roster: Roster, mut commands: mpsc::Receiver<EngineC
         match cmd {
             EngineCommand::SendChat { student, text } => {
                 if !send(&student, StudentCmd::Chat(text)).await {
-                    ctx.notice(format!("no student {student} on the roster"))
-                        .await;
+                    ctx.notice(format!(
+                        "chat not sent: {student} is not watched (not on the roster, or gone)"
+                    ))
+                    .await;
                 }
             }
             EngineCommand::RaiseAttention { student } => {
