@@ -7,7 +7,8 @@
 //!    never shows up, so the off-air list has someone; a browser on this
 //!    machine can join as them), scripted so everything happens within the
 //!    first minute: attention requests, chat lines, and a student who drops
-//!    off and comes back.
+//!    off and comes back. One more synthetic student streams a code that is
+//!    not on the roster, so the dashboard shows an unknown tile too.
 //! 4. Runs the monitor engine with a session record, and the dashboard.
 
 use std::time::Duration;
@@ -167,8 +168,13 @@ fn spawn_students(
             },
             _ => Schedule::default(),
         };
-        configs.push(config(server, &s.code, s.label(), schedule));
+        let mut cfg = config(server, &s.code, s.label(), schedule);
+        // Every third student has a microphone picking up beeps, so the
+        // audio meters differ between tiles; the others send silence.
+        cfg.tone = (i % 3 == 0).then_some(TONES[i / 3 % TONES.len()]);
+        configs.push(cfg);
     }
+    configs.push(config(server, WALK_IN_CODE, "Walk-in", Schedule::default()));
     configs
         .into_iter()
         .map(|cfg| {
@@ -181,6 +187,13 @@ fn spawn_students(
         })
         .collect()
 }
+
+/// The code of the demo's student who is not on the roster (roster codes
+/// are random letters and digits, never this).
+const WALK_IN_CODE: &str = "walk-in";
+
+/// Tone frequencies of the demo's students with a microphone (Hz).
+const TONES: [f32; 3] = [440.0, 660.0, 550.0];
 
 fn config(server: &url::Url, code: &str, name: &str, schedule: Schedule) -> StudentConfig {
     StudentConfig {

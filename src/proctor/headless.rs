@@ -16,6 +16,10 @@
 //! {"cmd":"quit"}
 //! ```
 //!
+//! Students not on the roster appear with an `unknown` line
+//! (`{"event":"unknown","student":"?CODE","code":"CODE"}`) before their first
+//! state line, and are addressed as `?CODE` in commands.
+//!
 //! End of stdin does not stop the engine (it may run with `< /dev/null`);
 //! SIGINT/SIGTERM or `quit` do.
 

@@ -237,6 +237,14 @@ fn install_handlers(shared: &Arc<Shared>, s: &SocketRef, msg_event: String) {
             async move { check_presence(&sh, &s, ack, d.ok()) }
         },
     );
+    let sh = shared.clone();
+    s.on(
+        p::GET_PUBLIC_ROOMS,
+        move |s: SocketRef, ack: AckSender, TryData(d): TryData<Value>| {
+            let sh = sh.clone();
+            async move { public_rooms(&sh, &s, ack, d.ok()) }
+        },
+    );
     s.on_fallback(async |s: SocketRef, ev: socketioxide::extract::Event| {
         tracing::debug!(sid = %s.id, event = %ev.0, "ignoring an event this server does not handle");
     });
@@ -391,6 +399,20 @@ fn check_presence(sh: &Shared, s: &SocketRef, ack: AckSender, data: Option<Value
     }
     let roomid = data.as_ref().and_then(Value::as_str).unwrap_or_default();
     let args = sh.registry().check_presence(s.id, roomid);
+    send_ack(ack, &args);
+}
+
+fn public_rooms(sh: &Shared, s: &SocketRef, ack: AckSender, data: Option<Value>) {
+    if !admitted(sh, s, p::GET_PUBLIC_ROOMS) {
+        send_ack(ack, &[Value::Null, json!(p::TOO_MANY_MESSAGES)]);
+        return;
+    }
+    let args = sh
+        .registry()
+        .public_rooms(s.id, data.as_ref().and_then(Value::as_str));
+    if args.first().is_some_and(Value::is_null) {
+        tracing::info!(sid = %s.id, ip = %client_ip(s), "get-public-rooms refused: {}", args[1]);
+    }
     send_ack(ack, &args);
 }
 

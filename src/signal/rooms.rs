@@ -64,6 +64,9 @@ pub struct Limits {
     pub failure_burst: f64,
     /// ...and how many more it earns per minute.
     pub failures_per_min: f64,
+    /// Most rooms in one `get-public-rooms` answer (the answer is also cut
+    /// at about `max_payload` bytes).
+    pub max_listed_rooms: usize,
 }
 
 impl Default for Limits {
@@ -77,6 +80,7 @@ impl Default for Limits {
             event_burst: 200.0,
             failure_burst: 20.0,
             failures_per_min: 20.0,
+            max_listed_rooms: 1000,
         }
     }
 }
@@ -258,6 +262,7 @@ const RESERVED_EVENTS: &[&str] = &[
     p::EXTRA_DATA_UPDATED,
     p::DISCONNECT_WITH,
     p::CHECK_PRESENCE,
+    p::GET_PUBLIC_ROOMS,
     p::USER_CONNECTED,
     p::USER_DISCONNECTED,
     p::USERID_ALREADY_TAKEN,
@@ -902,6 +907,60 @@ impl Registry {
         }
     }
 
+    /// `get-public-rooms`: the ack arguments. Proctors (sockets that may
+    /// view) get every live room in the stock answer's shape, whatever its
+    /// identifier, bounded by `max_listed_rooms` and about `max_payload`
+    /// bytes; anyone else gets a refusal, so a student never learns another
+    /// student's code (see the protocol notes, "Listing live rooms").
+    pub fn public_rooms(&self, sid: Sid, identifier: Option<&str>) -> Vec<Value> {
+        let refuse = |reason: &str| vec![Value::Null, json!(reason)];
+        let may_view = self
+            .sids
+            .get(&sid)
+            .and_then(|u| self.users.get(u))
+            .is_some_and(|u| self.may_view(u.key));
+        if !may_view {
+            return refuse(p::LISTING_NEEDS_PROCTOR_KEY);
+        }
+        if identifier.is_none_or(|i| i.trim().is_empty()) {
+            return refuse(p::PUBLIC_IDENTIFIER_MISSING);
+        }
+        let mut codes: Vec<&String> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| self.users.contains_key(&r.owner))
+            .map(|(code, _)| code)
+            .collect();
+        codes.sort();
+        let budget = usize::try_from(self.limits.max_payload).unwrap_or(usize::MAX);
+        let mut used = 0;
+        let mut list = Vec::new();
+        for code in codes.into_iter().take(self.limits.max_listed_rooms) {
+            let room = &self.rooms[code];
+            let entry = json!({
+                "maxParticipantsAllowed": room.max_participants,
+                "owner": room.owner,
+                "participants": room.participants,
+                "extra": room.extra,
+                "session": room.session,
+                "sessionid": code,
+                "isRoomFull": room.participants.len() >= room.max_participants,
+                "isPasswordProtected": room.password.is_some(),
+            });
+            used += serde_json::to_vec(&entry).map_or(budget, |v| v.len() + 1);
+            if used > budget {
+                tracing::warn!(
+                    listed = list.len(),
+                    rooms = self.rooms.len(),
+                    "get-public-rooms: answer cut at {budget} bytes"
+                );
+                break;
+            }
+            list.push(entry);
+        }
+        vec![Value::Array(list)]
+    }
+
     /// A socket went away: tell its peers, close or leave its rooms, forget it.
     pub fn disconnect(&mut self, sid: Sid) -> Vec<Effect> {
         let Some(userid) = self.sids.remove(&sid) else {
@@ -1155,6 +1214,54 @@ mod tests {
         w.reg.open_room(s, room("c"), w.now);
         let x = w.connect("x", KeyStatus::Missing);
         assert_eq!(w.reg.join_room(x, room("c"), w.now).0, vec![json!(true)]);
+    }
+
+    #[test]
+    fn only_proctors_list_live_rooms_and_the_list_is_bounded() {
+        let limits = Limits {
+            max_listed_rooms: 2,
+            ..Limits::default()
+        };
+        let mut w = World::new(limits, false);
+        let a = w.connect("a", KeyStatus::Missing);
+        let b = w.connect("b", KeyStatus::Missing);
+        let c = w.connect("c", KeyStatus::Missing);
+        w.reg.open_room(b, room("rb"), w.now);
+        w.reg.open_room(a, room("ra"), w.now);
+        w.reg.open_room(c, room("rc"), w.now);
+        let m = w.connect("m", KeyStatus::Valid);
+        let wrong = w.connect("w", KeyStatus::Wrong);
+        // Students (and wrong keys) learn nothing, not even that rooms exist.
+        for s in [a, wrong] {
+            assert_eq!(
+                w.reg.public_rooms(s, Some(p::PUBLIC_ROOM_IDENTIFIER)),
+                vec![Value::Null, json!(p::LISTING_NEEDS_PROCTOR_KEY)]
+            );
+        }
+        assert_eq!(
+            w.reg.public_rooms(m, Some(" ")),
+            vec![Value::Null, json!(p::PUBLIC_IDENTIFIER_MISSING)]
+        );
+        // A proctor gets the stock shape, in code order, capped.
+        let ack = w.reg.public_rooms(m, Some(p::PUBLIC_ROOM_IDENTIFIER));
+        assert_eq!(p::listed_codes(&ack), Ok(vec!["ra".into(), "rb".into()]));
+        let first = &ack[0][0];
+        assert_eq!(first["owner"], json!("a"));
+        assert_eq!(first["participants"], json!(["a"]));
+        assert_eq!(first["isRoomFull"], json!(false));
+        assert_eq!(first["isPasswordProtected"], json!(false));
+        assert_eq!(first["session"]["oneway"], json!(true));
+        // A room whose publisher left is not live.
+        w.reg.disconnect(a);
+        let ack = w.reg.public_rooms(m, Some("anything"));
+        assert_eq!(p::listed_codes(&ack), Ok(vec!["rb".into(), "rc".into()]));
+
+        // With open viewing anyone may list (like the stock server).
+        let mut w = World::new(Limits::default(), true);
+        let s = w.connect("s", KeyStatus::Missing);
+        w.reg.open_room(s, room("x"), w.now);
+        let ack = w.reg.public_rooms(s, Some("id"));
+        assert_eq!(p::listed_codes(&ack), Ok(vec!["x".into()]));
     }
 
     #[test]

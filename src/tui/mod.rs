@@ -219,7 +219,10 @@ pub fn default_snapshot_dir() -> PathBuf {
 /// roster file's students (extended with generated ones up to N).
 pub async fn run_fake_monitor(args: MonitorArgs) -> Result<()> {
     let live = args.dashboard.fake_engine.unwrap_or(6);
-    let mut roster = Roster::load(&args.roster)?;
+    let mut roster = match &args.roster {
+        Some(path) => Roster::load(path)?,
+        None => Roster::default(),
+    };
     let extra = fake::roster(live.saturating_sub(roster.len()) + roster.len());
     for s in extra.students {
         if roster.len() >= live {

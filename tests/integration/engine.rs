@@ -970,19 +970,11 @@ async fn engine_reads_the_synthetic_students_marks() {
     let cancel = tokio_util::sync::CancellationToken::new();
     let (sev_tx, mut sev) = mpsc::channel(256);
     let cfg = StudentConfig {
-        server: url.clone(),
         tls: ClientTls::InsecureLoopback,
-        code: "sim-code".into(),
-        name: "Sim".into(),
-        userid: None,
-        width: 320,
-        height: 240,
         fps: 10,
-        texture: false,
-        audio: true,
-        ice_servers: vec![],
         udp_bind: vec!["127.0.0.1:0".into()],
         schedule: Schedule::default(),
+        ..StudentConfig::new(url.clone(), "sim-code", "Sim")
     };
     let student = tokio::spawn(run(cfg, cancel.clone(), Some(sev_tx)));
     timeout(Duration::from_secs(60), async {

@@ -1008,7 +1008,8 @@ mod e2e {
         let deadline = Instant::now() + Duration::from_secs(60);
         let s = loop {
             let s = tmux.screen();
-            if s.contains("● 3 live") && s.contains("5fps") {
+            // Three roster students and the walk-in who is not on it.
+            if s.contains("● 4 live") && s.contains("5fps") && s.contains("walk-in") {
                 break s;
             }
             assert!(
@@ -1018,6 +1019,7 @@ mod e2e {
             std::thread::sleep(Duration::from_millis(250));
         };
         assert!(s.contains("1 off-air"), "{s}");
+        assert!(s.contains("unknown"), "the walk-in is marked unknown: {s}");
         assert!(s.contains("▀"), "pictures are drawn: {s}");
         tmux.keys(&["Enter"]);
         tmux.wait_for("· code ");
