@@ -175,7 +175,7 @@ fn spawn_students(
         configs.push(cfg);
     }
     configs.push(config(server, WALK_IN_CODE, "Walk-in", Schedule::default()));
-    configs
+    let mut tasks: Vec<_> = configs
         .into_iter()
         .map(|cfg| {
             let cancel = cancel.clone();
@@ -185,8 +185,33 @@ fn spawn_students(
                 }
             })
         })
-        .collect()
+        .collect();
+    // The third student's code is tried by a second device for a while (a
+    // classmate who learned it): the proctor sees CODE CONFLICT on it.
+    if let Some(target) = roster.students.get(2).filter(|_| n > 3) {
+        let cfg = config(server, &target.code, "Intruder", Schedule::default());
+        let cancel = cancel.child_token();
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(INTRUDER_AFTER) => {}
+                _ = cancel.cancelled() => return,
+            }
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(INTRUDER_FOR).await;
+                stop.cancel();
+            });
+            if let Err(e) = crate::sim::student::run(cfg, cancel, None).await {
+                tracing::error!("synthetic intruder: {e}");
+            }
+        }));
+    }
+    tasks
 }
+
+/// When the demo's intruder starts trying a live code, and for how long.
+const INTRUDER_AFTER: Duration = Duration::from_secs(20);
+const INTRUDER_FOR: Duration = Duration::from_secs(40);
 
 /// The code of the demo's student who is not on the roster (roster codes
 /// are random letters and digits, never this).

@@ -284,7 +284,7 @@ impl Tap {
             }
             EngineEvent::CodeConflict { student, .. } if self.opts.snapshot_on_attention => {
                 let s = student.clone();
-                self.snapshot(&s, "code conflict").await;
+                self.snapshot(&s, "code-conflict").await;
             }
             EngineEvent::FrameReady { student } => {
                 if let Some(frame) = self.frames.latest(student) {
