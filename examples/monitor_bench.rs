@@ -39,7 +39,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
-use rtcproctor::proctor::{EngineCommand, EngineConfig, EngineEvent, EngineHandle, StudentId, engine};
+use rtcproctor::proctor::{
+    EngineCommand, EngineConfig, EngineEvent, EngineHandle, StudentId, engine,
+};
 use rtcproctor::roster::{Roster, Student};
 use rtcproctor::sim::pattern::read_marks_rgb;
 
@@ -222,7 +224,8 @@ impl Bench {
         for (id, _) in &self.ids {
             let s = self.seen.entry(id.clone()).or_default();
             s.ages.push(s.last_sent_ms.map_or(1e9, |t| now - t));
-            s.decode_ages.push(s.last_decoded_ms.map_or(1e9, |t| now - t));
+            s.decode_ages
+                .push(s.last_decoded_ms.map_or(1e9, |t| now - t));
         }
     }
 

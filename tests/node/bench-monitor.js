@@ -50,6 +50,10 @@ const CAP = Number(opt('--cap', QUICK ? 60 : 300));
 const STEPS = opt('--steps', '10,20,40,60,80,100,140,180,240,300').split(',').map(Number).filter((n) => n <= CAP);
 const TEXTURE_SEARCH = flag('--texture-search');
 const JSON_OUT = opt('--json', '');
+// --grid-no-marks: the grid page does not read the marks (no canvas work
+// per frame), to measure what reading them costs Chromium; its latency and
+// picture-age figures are then empty.
+const GRID_NO_MARKS = flag('--grid-no-marks');
 const RECEIVERS = opt('--receivers', 'ours,chromium').split(',');
 const WINDOW_S = Number(opt('--window', PLAN === 'smoke' ? 4 : QUICK ? 8 : 15));
 const SETTLE_S = QUICK || PLAN === 'smoke' ? 2 : 4;
@@ -311,7 +315,7 @@ async function chromiumGrid(server, cfg) {
   // "public") from opening sockets to 127.0.0.1.
   await page.goto(`http://127.0.0.1:${await staticServer()}/bench-grid/index.html`);
   const codes = Array.from({ length: cfg.n }, (_, i) => `${cfg.prefix}-${i + 1}`);
-  await page.evaluate((c) => window.B.start(c), { server, key: KEY, codes, pollMs: POLL_MS, readMarks: true });
+  await page.evaluate((c) => window.B.start(c), { server, key: KEY, codes, pollMs: POLL_MS, readMarks: !GRID_NO_MARKS });
   const t0 = Date.now();
   while (!(await page.evaluate(() => window.B.ready()))) {
     if (Date.now() - t0 > 20000 + 100 * cfg.n) throw new Error('grid viewer: sockets not ready: ' + JSON.stringify(await page.evaluate(() => window.B.progress())) + ' ' + pageErrors.slice(0, 3).join('; ').slice(0, 600));
@@ -321,7 +325,7 @@ async function chromiumGrid(server, cfg) {
     name: 'chromium',
     pids: () => (root ? tree(root) : []),
     goLive: () => {},
-    decoding: async () => (await page.evaluate(() => window.B.progress())).marks,
+    decoding: async () => (await page.evaluate(() => window.B.progress()))[GRID_NO_MARKS ? 'decoding' : 'marks'],
     progress: () => page.evaluate(() => window.B.progress()),
     begin: () => page.evaluate(() => window.B.beginWindow()),
     end: async () => Object.assign(await page.evaluate(() => window.B.endWindow()), { pageErrors }),
@@ -411,6 +415,7 @@ function summarize(receiver, cfg, res, m) {
     receiver,
     students: cfg.n,
     picture: `${cfg.size}@${cfg.fps}${cfg.texture ? ' texture' : ''}`,
+    plan: cfg.search ? 'search' : 'engine',
     window_s: r1(res.secs),
     cpu_pct: r1(m.cpu),
     cpu_pct_per_student: r1(m.cpu / cfg.n),
@@ -447,6 +452,7 @@ function summarize(receiver, cfg, res, m) {
     out.presented_fps_total = r1(st.reduce((a, s) => a + (s.presentedFps || 0), 0));
     out.decode_ms_p50 = r1(pctl(sortNum(st.map((s) => s.decodeMsPerFrame)), 0.5));
     out.jitter_buffer_ms_p50 = r1(pctl(sortNum(st.map((s) => s.jitterBufferMs)), 0.5));
+    out.marks_read = !GRID_NO_MARKS;
     out.codec = [...new Set(st.map((s) => s.codec))].join(',');
     out.errors = (res.errors || []).concat(res.pageErrors || []).slice(0, 5).map((e) => String(e).slice(0, 200));
   }
@@ -522,7 +528,6 @@ async function main() {
         if (failed[rec]) continue;
         const r = await run(rec, { n, size: '320x240', fps: 5, texture: TEXTURE_SEARCH, search: true });
         if (!r) continue;
-        r.search = true;
         if (r.fresh) largest[rec] = r;
         else failed[rec] = true;
       }
