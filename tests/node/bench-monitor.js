@@ -14,7 +14,9 @@
 //   search  students per monitor: N = 10, 20, 40, 60, 80, 100, 140, 180, ...
 //           up to --cap; a receiver stops at its first step that is not
 //           fresh (every student's picture age p95 < 1 s, every student
-//           decoding); the order of the two receivers alternates per step
+//           decoding) twice in a row (a failed step is measured again once,
+//           as other load on the machine comes in bursts); the order of the
+//           two receivers alternates per step
 //   smoke   Chromium only, 2 students, short: checks that frames decode and
 //           the marks read back (exit 1 otherwise); used by the integration test
 // Every phase is bounded; the whole run stops at --budget (it skips phases
@@ -415,7 +417,7 @@ function summarize(receiver, cfg, res, m) {
     receiver,
     students: cfg.n,
     picture: `${cfg.size}@${cfg.fps}${cfg.texture ? ' texture' : ''}`,
-    plan: cfg.search ? 'search' : 'engine',
+    plan: cfg.search ? (cfg.retry ? 'search retry' : 'search') : 'engine',
     window_s: r1(res.secs),
     cpu_pct: r1(m.cpu),
     cpu_pct_per_student: r1(m.cpu / cfg.n),
@@ -526,7 +528,11 @@ async function main() {
     for (const n of STEPS) {
       for (const rec of flip ? ['chromium', 'ours'] : ['ours', 'chromium']) {
         if (failed[rec]) continue;
-        const r = await run(rec, { n, size: '320x240', fps: 5, texture: TEXTURE_SEARCH, search: true });
+        const cfg = { n, size: '320x240', fps: 5, texture: TEXTURE_SEARCH, search: true };
+        let r = await run(rec, cfg);
+        // One failure on this shared machine can be another process's
+        // burst: a step fails only when it fails twice in a row.
+        if (r && !r.fresh) r = await run(rec, Object.assign({ retry: true }, cfg));
         if (!r) continue;
         if (r.fresh) largest[rec] = r;
         else failed[rec] = true;
