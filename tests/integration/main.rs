@@ -1,5 +1,6 @@
 //! One integration test binary (short link times); a module per area.
 
+mod bench_grid;
 mod cli;
 mod codes;
 mod engine;
