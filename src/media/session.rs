@@ -99,6 +99,8 @@ struct Counters {
     audio: PeakMeter,
     decoded_at_start: u64,
     work_ns_at_start: u64,
+    /// PLIs sent.
+    plis: u32,
 }
 
 impl Counters {
@@ -234,6 +236,8 @@ async fn keyframe_requests(shared: Arc<Shared>, track: Arc<dyn TrackRemote>, med
             tracing::debug!("PLI not sent: {e}");
             return;
         }
+        let mut c = shared.counters();
+        c.plis = c.plis.saturating_add(1);
     }
 }
 
@@ -579,7 +583,9 @@ impl MediaSession {
             } else {
                 0.0
             },
+            keyframe_requests: c.plis,
         };
+        c.plis = 0;
         c.packets = 0;
         c.bytes = 0;
         c.frames = 0;

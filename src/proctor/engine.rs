@@ -400,6 +400,8 @@ struct StudentTask {
     /// The student's last attention `msgId`, for acknowledging it.
     attention_id: Option<u64>,
     backoff: Backoff,
+    /// When the student stopped being live (None while live).
+    down_since: Option<SystemTime>,
 }
 
 /// The live parts of an attempt (commands need them).
@@ -434,10 +436,22 @@ impl StudentTask {
             dedup: Dedup::default(),
             attention_id: None,
             backoff: Backoff::default(),
+            down_since: None,
         }
     }
 
     async fn set_state(&mut self, state: StreamState) {
+        self.set_state_at(state, SystemTime::now()).await;
+    }
+
+    /// Enter `state`, which began at `at` (for stalled: the last packet).
+    ///
+    /// The `since` reported for stalled, reconnecting, off-air and left is
+    /// when the student stopped being live: a student who drops off is
+    /// stalled, then reconnecting, then off-air as the rejoin attempts move
+    /// on, and the proctor's "off-air since" must stay the moment the
+    /// stream went away, not the last of those steps.
+    async fn set_state_at(&mut self, state: StreamState, at: SystemTime) {
         if self.state == Some(state) {
             return;
         }
@@ -445,11 +459,19 @@ impl StudentTask {
         if state != StreamState::Live && state != StreamState::Stalled {
             self.ctx.frames.clear(&self.id);
         }
+        let since = match state {
+            StreamState::Live => {
+                self.down_since = None;
+                at
+            }
+            StreamState::Joining => at,
+            _ => *self.down_since.get_or_insert(at),
+        };
         self.ctx
             .emit(EngineEvent::State {
                 student: self.id.clone(),
                 state,
-                since: SystemTime::now(),
+                since,
             })
             .await;
     }
@@ -841,7 +863,10 @@ impl StudentTask {
                 if quiet < timing.stall_after {
                     self.set_state(StreamState::Live).await;
                 } else if quiet < timing.rejoin_after {
-                    self.set_state(StreamState::Stalled).await;
+                    let last = SystemTime::now()
+                        .checked_sub(quiet)
+                        .unwrap_or_else(SystemTime::now);
+                    self.set_state_at(StreamState::Stalled, last).await;
                 } else {
                     self.lost().await;
                     return Some(Outcome::Retry(Duration::ZERO));

@@ -85,6 +85,9 @@ pub struct StreamStats {
     /// Mean milliseconds of decode + scale + colour conversion per decoded
     /// frame in this interval (0 when nothing was decoded).
     pub decode_ms: f32,
+    /// Keyframe requests (RTCP PLI) sent to the student in this interval:
+    /// after loss, a decode error, or becoming visible.
+    pub keyframe_requests: u32,
 }
 
 /// Facts the engine reports.
@@ -95,6 +98,9 @@ pub enum EngineEvent {
     State {
         student: StudentId,
         state: StreamState,
+        /// Live and joining: when the state began. Stalled, reconnecting,
+        /// off-air, left: when the student was last live (the last packet
+        /// before a stall), or when watching began for one never seen.
         #[serde(with = "unix_millis")]
         since: SystemTime,
     },
@@ -224,6 +230,16 @@ pub struct EngineHandle {
 pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
     let roster = crate::roster::Roster::load(&args.roster)?;
     let ice = ice_servers(&args.server_opts);
+    if args.ice_relay_only
+        && !ice
+            .iter()
+            .any(|s| s.urls.iter().any(|u| u.starts_with("turn")))
+    {
+        return Err(Error::Invalid(
+            "--ice-relay-only needs a TURN server: add --ice turn:HOST:PORT with --turn-user and --turn-pass"
+                .into(),
+        ));
+    }
     let (config, server) = match &args.server {
         Some(server) => {
             let mut config = EngineConfig::new(parse_server_url(server)?);
@@ -237,6 +253,7 @@ pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
     };
     let mut config = config;
     config.media.ice_servers = ice;
+    config.media.relay_only = args.ice_relay_only;
     let record = open_record(&args, &roster);
     let engine = engine::start(roster, config)?;
     let opts = recording::RecordingOptions {

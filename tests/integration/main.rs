@@ -3,6 +3,7 @@
 mod cli;
 mod codes;
 mod engine;
+mod faults;
 mod hostile;
 mod page;
 mod record;
