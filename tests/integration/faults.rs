@@ -681,19 +681,38 @@ async fn server_killed_mid_exam_every_stream_and_chat_comes_back() {
     // Chat both ways with every student: each hears its own line from the
     // proctor, and a line from each reaches the monitor.
     for i in 1..=N {
-        m.send(json!({"cmd": "chat", "student": format!("s{i}"), "text": format!("back after the restart <{i}>")}))
+        m.send(json!({"cmd": "chat", "student": format!("s{i}"), "text": format!("back after the restart #{i}.")}))
             .await;
     }
     let mut heard: HashSet<usize> = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut first_heard = None;
+    let mut said_lines = Vec::new();
     while heard.len() < N {
-        let line = students
-            .line(deadline, "every student to hear the proctor")
-            .await;
+        let line = match tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            students.lines.recv(),
+        )
+        .await
+        {
+            Ok(Some(l)) => l,
+            _ => {
+                let mut notices = Vec::new();
+                while let Ok(l) = m.p.lines.try_recv() {
+                    if !l.contains("\"stats\"") {
+                        notices.push(l);
+                    }
+                }
+                panic!(
+                    "only students {heard:?} heard the proctor after the restart; their last lines: {:#?}; monitor: {notices:#?}",
+                    &said_lines[said_lines.len().saturating_sub(30)..]
+                );
+            }
+        };
+        said_lines.push(line.clone());
         for i in 1..=N {
             if line.starts_with(&format!("fx-{i}: from proctor"))
-                && line.contains(&format!("back after the restart <{i}>"))
+                && line.contains(&format!("back after the restart #{i}."))
             {
                 heard.insert(i);
                 first_heard.get_or_insert(restarted.elapsed());
