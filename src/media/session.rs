@@ -42,6 +42,14 @@ pub const THUMBNAIL_MAX: (u32, u32) = (160, 120);
 /// errors must not become a burst of keyframes).
 const PLI_MIN_GAP: Duration = Duration::from_millis(250);
 
+/// Longest a frame waits for missing packets (NACK repairs them) before it
+/// is given up and a keyframe asked for. Without a bound the builder waits
+/// 512 packets (half a minute of a small stream) on a hole nothing will
+/// fill: packets that arrive before the track is set up are dropped by the
+/// WebRTC stack after the NACK generator counted them as received, so a
+/// reordered start froze the picture (found by tests/integration/faults.rs).
+const MAX_PACKET_WAIT: Duration = Duration::from_secs(1);
+
 /// How peer connections are set up.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -248,16 +256,14 @@ enum Builder {
 
 async fn read_video(shared: Arc<Shared>, track: Arc<dyn TrackRemote>, codec: Option<Codec>) {
     let mut builder = match codec {
-        Some(Codec::H264) => Some(Builder::H264(SampleBuilder::new(
-            512,
-            H264Packet::default(),
-            90_000,
-        ))),
-        Some(Codec::Vp8) => Some(Builder::Vp8(SampleBuilder::new(
-            512,
-            Vp8Packet::default(),
-            90_000,
-        ))),
+        Some(Codec::H264) => Some(Builder::H264(
+            SampleBuilder::new(512, H264Packet::default(), 90_000)
+                .with_max_time_delay(MAX_PACKET_WAIT),
+        )),
+        Some(Codec::Vp8) => Some(Builder::Vp8(
+            SampleBuilder::new(512, Vp8Packet::default(), 90_000)
+                .with_max_time_delay(MAX_PACKET_WAIT),
+        )),
         None => None,
     };
     loop {
@@ -299,6 +305,11 @@ async fn read_video(shared: Arc<Shared>, track: Arc<dyn TrackRemote>, codec: Opt
             }
             if shared.await_keyframe.load(Ordering::Relaxed) {
                 if !codec.is_keyframe(&sample.data) {
+                    // Still no keyframe: ask again (at most every
+                    // PLI_MIN_GAP). The one asked for may have been lost,
+                    // and a stream whose first keyframe came before the
+                    // track was read shows no gap to trigger a request.
+                    shared.keyframe.notify_one();
                     continue;
                 }
                 shared.await_keyframe.store(false, Ordering::Relaxed);

@@ -503,46 +503,44 @@ fn coturn(dir: &Path, port: u16, n: u32) -> Proc {
     )
 }
 
-/// Counters of the lossy relay.
+/// The lossy relay's knobs (changed while it runs) and counters.
 #[derive(Default)]
-struct RelayCounts {
+struct Relay {
+    /// Drop probability in parts per million.
+    loss_ppm: AtomicU64,
+    /// Each datagram waits a uniformly random delay in this range (ms).
+    delay_min_ms: AtomicU64,
+    delay_max_ms: AtomicU64,
     forwarded: AtomicU64,
     dropped: AtomicU64,
 }
 
-/// A UDP relay in front of `upstream`: each datagram, either way, is
-/// dropped with probability `loss` or sent after a uniformly random delay
-/// in `delay` (so packets also arrive out of order). Stops when the
-/// returned token is cancelled.
-async fn lossy_relay(
-    upstream: SocketAddr,
-    loss: f64,
-    delay: std::ops::Range<u64>,
-) -> (
-    SocketAddr,
-    Arc<RelayCounts>,
-    tokio_util::sync::CancellationToken,
-) {
-    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let addr = front.local_addr().unwrap();
-    let counts = Arc::new(RelayCounts::default());
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let (c2, k2) = (Arc::clone(&counts), cancel.clone());
-    // Send `buf` to `to` through `via` after the random delay, or drop it.
-    fn pass(
-        via: &Arc<UdpSocket>,
-        to: Option<SocketAddr>,
-        buf: &[u8],
-        loss: f64,
-        delay: &std::ops::Range<u64>,
-        counts: &Arc<RelayCounts>,
-    ) {
-        if rand::random::<f64>() < loss {
-            counts.dropped.fetch_add(1, Ordering::Relaxed);
+impl Relay {
+    fn set(&self, loss: f64, delay_ms: std::ops::RangeInclusive<u64>) {
+        self.loss_ppm.store((loss * 1e6) as u64, Ordering::Relaxed);
+        self.delay_min_ms
+            .store(*delay_ms.start(), Ordering::Relaxed);
+        self.delay_max_ms.store(*delay_ms.end(), Ordering::Relaxed);
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        (
+            self.forwarded.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Send `buf` to `to` (or `via`'s connected peer) after the random
+    /// delay, or drop it.
+    fn pass(&self, via: &Arc<UdpSocket>, to: Option<SocketAddr>, buf: &[u8]) {
+        if rand::random_range(0..1_000_000) < self.loss_ppm.load(Ordering::Relaxed) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        counts.forwarded.fetch_add(1, Ordering::Relaxed);
-        let wait = Duration::from_millis(rand::random_range(delay.clone()));
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
+        let lo = self.delay_min_ms.load(Ordering::Relaxed);
+        let hi = self.delay_max_ms.load(Ordering::Relaxed).max(lo);
+        let wait = Duration::from_millis(rand::random_range(lo..=hi));
         let (via, buf) = (Arc::clone(via), buf.to_vec());
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
@@ -552,6 +550,19 @@ async fn lossy_relay(
             };
         });
     }
+}
+
+/// A UDP relay in front of `upstream` that drops and delays datagrams
+/// both ways as its [`Relay`] says (random delays also reorder them, as
+/// netem's jitter does). Stops when the returned token is cancelled.
+async fn lossy_relay(
+    upstream: SocketAddr,
+) -> (SocketAddr, Arc<Relay>, tokio_util::sync::CancellationToken) {
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = front.local_addr().unwrap();
+    let relay = Arc::new(Relay::default());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (r2, k2) = (Arc::clone(&relay), cancel.clone());
     tokio::spawn(async move {
         let mut backs: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
         let mut buf = vec![0u8; 65536];
@@ -567,12 +578,11 @@ async fn lossy_relay(
                     // client as its own 5-tuple.
                     let b = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
                     b.connect(upstream).await.unwrap();
-                    let (b2, f2, c3, k3, d2) = (
+                    let (b2, f2, r3, k3) = (
                         Arc::clone(&b),
                         Arc::clone(&front),
-                        Arc::clone(&c2),
+                        Arc::clone(&r2),
                         k2.clone(),
-                        delay.clone(),
                     );
                     tokio::spawn(async move {
                         let mut buf = vec![0u8; 65536];
@@ -581,17 +591,17 @@ async fn lossy_relay(
                                 _ = k3.cancelled() => return,
                                 r = b2.recv(&mut buf) => match r { Ok(n) => n, Err(_) => continue },
                             };
-                            pass(&f2, Some(from), &buf[..n], loss, &d2, &c3);
+                            r3.pass(&f2, Some(from), &buf[..n]);
                         }
                     });
                     backs.insert(from, Arc::clone(&b));
                     b
                 }
             };
-            pass(&back, None, &buf[..n], loss, &delay, &c2);
+            r2.pass(&back, None, &buf[..n]);
         }
     });
-    (addr, counts, cancel)
+    (addr, relay, cancel)
 }
 
 fn turn_args(port: u16) -> Vec<String> {
@@ -893,50 +903,84 @@ async fn student_network_drop_60s_shown_off_air_and_recovered() {
 // ---------------------------------------------------------------------------
 // 3. Loss and jitter on the media path.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loss_and_jitter_thumbnails_keep_updating_keyframes_requested_memory_bounded() {
-    const SECONDS: usize = 20;
-    let dir = Scratch::new("loss");
-    let (server, url) = server_in_process().await;
-    let turn_port = free_port();
-    let _coturn = coturn(&dir.0, turn_port, 1);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let upstream: SocketAddr = format!("127.0.0.1:{turn_port}").parse().unwrap();
-    // Like `netem loss 5% delay 30ms 20ms`, each way.
-    let (relay, counts, stop_relay) = lossy_relay(upstream, 0.05, 10..51).await;
-    let roster = dir.roster(&[("l1", "lossy")]);
-    let _student = student(Place::default(), &dir.0, &url, "lossy", &[]);
-    let mut m = monitor(
-        Place::default(),
-        &dir.0,
-        &roster,
-        &url,
-        &turn_args(relay.port())
+/// What one phase of the loss test saw.
+struct Phase {
+    counters: Vec<u32>,
+    /// Snapshot time minus the frame's send time, ms.
+    fresh_ms: Vec<f64>,
+    rss_kb: Vec<u64>,
+    stats: Vec<Value>,
+    states: Vec<Value>,
+}
+
+impl Phase {
+    fn advancing(&self) -> usize {
+        self.counters.windows(2).filter(|w| w[1] > w[0]).count()
+    }
+
+    fn plis(&self) -> u64 {
+        self.stats
             .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    m.until(
-        Duration::from_secs(60),
-        "the student live through the lossy relay",
-        |_, s| s.get("l1").map(String::as_str) == Some("live"),
-    )
-    .await;
+            .map(|s| s["keyframe_requests"].as_u64().unwrap())
+            .sum()
+    }
+
+    fn report(&self, name: &str, relay: (u64, u64)) {
+        let col =
+            |k: &str| -> Vec<f64> { self.stats.iter().filter_map(|s| s[k].as_f64()).collect() };
+        let loss = col("packet_loss");
+        println!(
+            "FAULTS loss-jitter phase={name} seconds={} relay_forwarded={} relay_dropped={} snapshots_read={} advancing={} \
+             freshness_p50_ms={:.0} freshness_p95_ms={:.0} fps_received_p50={:.1} fps_decoded_p50={:.1} fps_decoded_min={:.1} \
+             frame_age_p50_ms={:.0} packet_loss_mean={:.3} keyframe_requests={} bitrate_kbps_p50={:.0} \
+             rss_first_kb={} rss_last_kb={} rss_max_kb={} codec={}",
+            self.rss_kb.len(),
+            relay.0,
+            relay.1,
+            self.counters.len(),
+            self.advancing(),
+            percentile(&mut self.fresh_ms.clone(), 0.5),
+            percentile(&mut self.fresh_ms.clone(), 0.95),
+            percentile(&mut col("fps_received"), 0.5),
+            percentile(&mut col("fps_decoded"), 0.5),
+            percentile(&mut col("fps_decoded"), 0.0),
+            percentile(&mut col("frame_age_ms"), 0.5),
+            loss.iter().sum::<f64>() / loss.len().max(1) as f64,
+            self.plis(),
+            percentile(&mut col("bitrate_kbps"), 0.5),
+            self.rss_kb.first().unwrap(),
+            self.rss_kb.last().unwrap(),
+            self.rss_kb.iter().max().unwrap(),
+            self.stats
+                .last()
+                .and_then(|s| s["codec"].as_str())
+                .unwrap_or("-"),
+        );
+    }
+}
+
+/// Once a second for `seconds`: snapshot the student's thumbnail and read
+/// its marks, sample the monitor's RSS, keep its stats and state events.
+async fn observe(m: &mut Monitor, student: &str, snap: &Path, seconds: usize) -> Phase {
     let pid = m.p.pid();
-    let snap = dir.0.join("l1.png");
+    let mut phase = Phase {
+        counters: Vec::new(),
+        fresh_ms: Vec::new(),
+        rss_kb: Vec::new(),
+        stats: Vec::new(),
+        states: Vec::new(),
+    };
     let mut events = Vec::new();
-    let mut counters: Vec<u32> = Vec::new();
-    let mut fresh_ms: Vec<f64> = Vec::new();
-    let mut rss: Vec<u64> = Vec::new();
     let started = Instant::now();
-    for i in 0..SECONDS {
+    for i in 0..seconds {
         let tick = started + Duration::from_secs(i as u64 + 1);
-        if let Some(marks) = m.marks("l1", &snap, &mut events).await {
-            fresh_ms.push(now_ms() as f64 - marks.sent_unix_ms as f64);
-            counters.push(marks.counter);
+        if let Some(marks) = m.marks(student, snap, &mut events).await {
+            phase
+                .fresh_ms
+                .push(now_ms() as f64 - marks.sent_unix_ms as f64);
+            phase.counters.push(marks.counter);
         }
-        rss.push(rss_kb(pid));
-        // Read events until the next second.
+        phase.rss_kb.push(rss_kb(pid));
         while let Ok(v) = tokio::time::timeout(
             tick.saturating_duration_since(Instant::now()),
             m.next(tick + Duration::from_secs(5), "monitor events"),
@@ -946,72 +990,123 @@ async fn loss_and_jitter_thumbnails_keep_updating_keyframes_requested_memory_bou
             events.push(v);
         }
     }
-    stop_relay.cancel();
-    let stats: Vec<&Value> = events
-        .iter()
-        .filter(|v| v["event"] == json!("stats") && v["student"] == json!("l1"))
-        .map(|v| &v["stats"])
-        .collect();
-    let plis: u64 = stats
-        .iter()
-        .map(|s| s["keyframe_requests"].as_u64().unwrap())
-        .sum();
-    let mut fps: Vec<f64> = stats
-        .iter()
-        .map(|s| s["fps_decoded"].as_f64().unwrap())
-        .collect();
-    let loss: f64 = stats
-        .iter()
-        .map(|s| s["packet_loss"].as_f64().unwrap())
-        .sum::<f64>()
-        / stats.len().max(1) as f64;
-    let mut age: Vec<f64> = stats
-        .iter()
-        .filter_map(|s| s["frame_age_ms"].as_f64())
-        .collect();
-    let dropped = counts.dropped.load(Ordering::Relaxed);
-    let forwarded = counts.forwarded.load(Ordering::Relaxed);
-    let advancing = counters.windows(2).filter(|w| w[1] > w[0]).count();
-    let states: Vec<&Value> = events
-        .iter()
-        .filter(|v| v["event"] == json!("state"))
-        .collect();
-    println!(
-        "FAULTS loss-jitter loss=5% delay=10-50ms seconds={SECONDS} relay_dropped={dropped} relay_forwarded={forwarded} \
-         snapshots_read={} advancing={advancing} freshness_p50_ms={:.0} freshness_p95_ms={:.0} \
-         fps_decoded_p50={:.1} fps_decoded_min={:.1} frame_age_p50_ms={:.0} packet_loss_mean={:.3} plis={plis} \
-         rss_first_kb={} rss_last_kb={} rss_max_kb={} states={}",
-        counters.len(),
-        percentile(&mut fresh_ms.clone(), 0.5),
-        percentile(&mut fresh_ms, 0.95),
-        percentile(&mut fps.clone(), 0.5),
-        percentile(&mut fps, 0.0),
-        percentile(&mut age, 0.5),
-        loss,
-        rss.first().unwrap(),
-        rss.last().unwrap(),
-        rss.iter().max().unwrap(),
-        states.len()
+    for v in events {
+        if v["student"] != json!(student) {
+            continue;
+        }
+        if v["event"] == json!("stats") {
+            phase.stats.push(v["stats"].clone());
+        } else if v["event"] == json!("state") {
+            phase.states.push(v);
+        }
+    }
+    phase
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_and_jitter_thumbnails_keep_updating_keyframes_requested_memory_bounded() {
+    const LOSSY: usize = 20;
+    const BURST: usize = 6;
+    const CLEAN: usize = 6;
+    let dir = Scratch::new("loss");
+    let (server, url) = server_in_process().await;
+    let turn_port = free_port();
+    let _coturn = coturn(&dir.0, turn_port, 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let upstream: SocketAddr = format!("127.0.0.1:{turn_port}").parse().unwrap();
+    let (relay_addr, relay, stop_relay) = lossy_relay(upstream).await;
+    // Like `tc qdisc ... netem loss 5% delay 30ms 20ms`, each way, from
+    // the start: the first keyframe may be lost or late too.
+    relay.set(0.05, 10..=50);
+    let roster = dir.roster(&[("l1", "lossy")]);
+    // Camera-like texture: a webcam's bitrate, several packets per frame.
+    let _student = student(Place::default(), &dir.0, &url, "lossy", &["--texture"]);
+    let mut m = monitor(
+        Place::default(),
+        &dir.0,
+        &roster,
+        &url,
+        &turn_args(relay_addr.port())
+            .iter()
+            .map(String::as_str)
+            .chain(["-vv"])
+            .collect::<Vec<_>>(),
     );
-    assert!(dropped > 0 && forwarded > 100, "the relay carried no media");
+    m.until(
+        Duration::from_secs(60),
+        "the student live through the lossy relay",
+        |_, s| s.get("l1").map(String::as_str) == Some("live"),
+    )
+    .await;
+    let snap = dir.0.join("l1.png");
+    let start = relay.counts();
+    let lossy = observe(&mut m, "l1", &snap, LOSSY).await;
+    let after = relay.counts();
+    lossy.report(
+        "loss5%-delay10-50ms",
+        (after.0 - start.0, after.1 - start.1),
+    );
+    // A burst of heavy loss: frames come late (repaired by NACK) or are
+    // given up (keyframe asked for); either way the picture goes on.
+    relay.set(0.3, 10..=50);
+    let burst = observe(&mut m, "l1", &snap, BURST).await;
+    let after_burst = relay.counts();
+    burst.report(
+        "burst-loss30%",
+        (after_burst.0 - after.0, after_burst.1 - after.1),
+    );
+    // The same path without loss: the reference figures.
+    relay.set(0.0, 0..=0);
+    let clean = observe(&mut m, "l1", &snap, CLEAN).await;
+    let end = relay.counts();
+    clean.report(
+        "clean-after",
+        (end.0 - after_burst.0, end.1 - after_burst.1),
+    );
+    stop_relay.cancel();
+
+    assert!(
+        after.1 > start.1 && after.0 - start.0 > 100,
+        "the relay carried no media"
+    );
     // Thumbnails keep updating: nearly every second shows a newer frame.
     assert!(
-        counters.len() >= SECONDS * 3 / 4 && advancing >= SECONDS * 2 / 3,
-        "thumbnail stopped updating under loss: counters {counters:?}"
+        lossy.counters.len() >= LOSSY * 3 / 4 && lossy.advancing() >= LOSSY * 2 / 3,
+        "thumbnail stopped updating under loss: counters {:?}",
+        lossy.counters
     );
-    assert!(plis > 0, "no keyframe was requested under 5% loss");
+    // The session asked for keyframes (at least for its first picture,
+    // which under loss it must ask again for until one arrives whole).
     assert!(
-        states.is_empty(),
-        "the student left live under loss: {states:?}"
+        lossy.plis() > 0,
+        "no keyframe was requested through the lossy path"
     );
-    // No runaway memory: the second half holds no more than the first
-    // half's peak plus a generous margin.
-    let half = rss.len() / 2;
-    let first_peak = *rss[..half].iter().max().unwrap();
-    let second_peak = *rss[half..].iter().max().unwrap();
     assert!(
-        second_peak <= first_peak + first_peak / 2 + 30_000,
-        "monitor memory grew from {first_peak} kB to {second_peak} kB under loss: {rss:?}"
+        burst.advancing() + clean.advancing() >= (BURST + CLEAN) / 2,
+        "the picture did not go on through and after the loss burst: {:?} then {:?}",
+        burst.counters,
+        clean.counters
+    );
+    assert!(
+        lossy.states.is_empty(),
+        "the student left live under 5% loss: {:?}",
+        lossy.states
+    );
+    // No runaway memory: the second half of the lossy run and what follows
+    // hold no more than the first half's peak plus a generous margin.
+    let half = LOSSY / 2;
+    let peak_before = *lossy.rss_kb[..half].iter().max().unwrap();
+    let peak_after = lossy.rss_kb[half..]
+        .iter()
+        .chain(&burst.rss_kb)
+        .chain(&clean.rss_kb)
+        .max()
+        .copied()
+        .unwrap();
+    assert!(
+        peak_after <= peak_before + peak_before / 2 + 30_000,
+        "monitor memory grew from {peak_before} kB to {peak_after} kB under loss: {:?}",
+        lossy.rss_kb
     );
     drop(m);
     server.shutdown().await;
