@@ -400,8 +400,6 @@ struct StudentTask {
     /// The student's last attention `msgId`, for acknowledging it.
     attention_id: Option<u64>,
     backoff: Backoff,
-    /// When the student stopped being live (None while live).
-    down_since: Option<SystemTime>,
 }
 
 /// The live parts of an attempt (commands need them).
@@ -436,7 +434,6 @@ impl StudentTask {
             dedup: Dedup::default(),
             attention_id: None,
             backoff: Backoff::default(),
-            down_since: None,
         }
     }
 
@@ -444,13 +441,9 @@ impl StudentTask {
         self.set_state_at(state, SystemTime::now()).await;
     }
 
-    /// Enter `state`, which began at `at` (for stalled: the last packet).
-    ///
-    /// The `since` reported for stalled, reconnecting, off-air and left is
-    /// when the student stopped being live: a student who drops off is
-    /// stalled, then reconnecting, then off-air as the rejoin attempts move
-    /// on, and the proctor's "off-air since" must stay the moment the
-    /// stream went away, not the last of those steps.
+    /// Enter `state`, which began at `at`: for stalled, the last packet
+    /// (the stall began when the media stopped, not when the engine's
+    /// threshold noticed it seconds later).
     async fn set_state_at(&mut self, state: StreamState, at: SystemTime) {
         if self.state == Some(state) {
             return;
@@ -459,19 +452,11 @@ impl StudentTask {
         if state != StreamState::Live && state != StreamState::Stalled {
             self.ctx.frames.clear(&self.id);
         }
-        let since = match state {
-            StreamState::Live => {
-                self.down_since = None;
-                at
-            }
-            StreamState::Joining => at,
-            _ => *self.down_since.get_or_insert(at),
-        };
         self.ctx
             .emit(EngineEvent::State {
                 student: self.id.clone(),
                 state,
-                since,
+                since: at,
             })
             .await;
     }

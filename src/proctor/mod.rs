@@ -98,9 +98,7 @@ pub enum EngineEvent {
     State {
         student: StudentId,
         state: StreamState,
-        /// Live and joining: when the state began. Stalled, reconnecting,
-        /// off-air, left: when the student was last live (the last packet
-        /// before a stall), or when watching began for one never seen.
+        /// When the state began; for stalled, when the last packet came.
         #[serde(with = "unix_millis")]
         since: SystemTime,
     },

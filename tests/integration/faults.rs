@@ -851,21 +851,53 @@ async fn network_drop(cut: Duration, n: u32) {
         }
     }
     let back = restored.unwrap().elapsed();
-    // Every not-live state of the outage dates from the cut: the last packet
-    // arrived within a frame interval (200 ms) before it.
-    let away: Vec<_> = seen
+    // The stall dates from the cut (the last packet came within a frame
+    // interval, 200 ms, before it), not from when the threshold noticed it;
+    // no state of the outage is dated before the cut.
+    let away: Vec<_> = seen.iter().filter(|(s, _, _)| s != "live").collect();
+    let stalled = away
         .iter()
-        .filter(|(s, _, _)| s != "live" && s != "joining")
-        .collect();
+        .find(|(s, _, _)| s == "stalled")
+        .unwrap_or_else(|| panic!("d1 never shown stalled during the cut: {seen:?}"));
     assert!(
-        away.iter().any(|(s, _, _)| s == "stalled"),
-        "d1 never shown stalled during the cut: {seen:?}"
+        stalled.1 + 1000 >= cut_at && stalled.1 <= cut_at + 500,
+        "d1 stalled since {}, but the cut began at {cut_at} ({} ms off): {seen:?}",
+        stalled.1,
+        stalled.1 as i64 - cut_at as i64
     );
     for (state, since, _) in &away {
         assert!(
-            *since + 1000 >= cut_at && *since <= cut_at + 500,
-            "d1 {state} since {since}, but the cut began at {cut_at} ({} ms off): {seen:?}",
-            *since as i64 - cut_at as i64
+            *since + 1000 >= cut_at,
+            "d1 {state} since {since}, before the cut at {cut_at}: {seen:?}"
+        );
+    }
+    // The dashboard, fed these very events, shows every step of the outage
+    // (stalled, reconnecting, joining, off-air) since the moment the stream
+    // went away.
+    let roster_students = rtcproctor::roster::Roster::load(&roster).unwrap();
+    let mut app = rtcproctor::tui::app::App::new(
+        &roster_students,
+        (120, 40),
+        SystemTime::now(),
+        rtcproctor::tui::app::AppOptions::default(),
+    );
+    let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+    let state_event = |state: &str, since: u64| {
+        rtcproctor::tui::Msg::Engine(rtcproctor::proctor::EngineEvent::State {
+            student: rtcproctor::proctor::StudentId("d1".into()),
+            state: serde_json::from_value(json!(state)).unwrap(),
+            since: at(since),
+        })
+    };
+    let _ = app.update(state_event("live", cut_at - 2000));
+    for (state, since, _) in &away {
+        let _ = app.update(state_event(state, *since));
+        let tile = app.tiles.iter().find(|t| t.id.0 == "d1").unwrap();
+        assert_eq!(
+            tile.since,
+            at(stalled.1),
+            "the dashboard shows d1 {state} since {:?}, not since the stream went away: {seen:?}",
+            tile.since
         );
     }
     if cut >= Duration::from_secs(50) {
