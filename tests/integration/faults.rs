@@ -1319,3 +1319,52 @@ async fn second_proctor_churn_never_stalls_the_first() {
     drop(a);
     server.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------
+// The dashboard's "since" through an outage (no processes: the sequence the
+// network-drop test records, replayed with a fixed clock).
+
+#[test]
+fn dashboard_dates_an_outage_from_when_the_stream_went_away() {
+    use rtcproctor::proctor::{EngineEvent, StreamState, StudentId};
+    use rtcproctor::tui::Msg;
+    use rtcproctor::tui::app::{App, AppOptions};
+    let t = |s: u64| UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
+    let roster = rtcproctor::roster::Roster::parse("d1\tdrop-me\nd2\tnever\n").unwrap();
+    let mut app = App::new(&roster, (120, 40), t(0), AppOptions::default());
+    let mut step = |who: &str, state: StreamState, at: u64| {
+        let _ = app.update(Msg::Engine(EngineEvent::State {
+            student: StudentId(who.into()),
+            state,
+            since: t(at),
+        }));
+        let tile = app.tiles.iter().find(|x| x.id.0 == who).unwrap();
+        tile.since
+    };
+    use StreamState::*;
+    // Never live: each state is dated as the engine says.
+    assert_eq!(step("d2", OffAir, 1), t(1));
+    assert_eq!(step("d2", Joining, 30), t(30));
+    assert_eq!(step("d2", Reconnecting, 40), t(40));
+    // Live, then gone at 100: every step of the outage says 100.
+    assert_eq!(step("d1", Live, 10), t(10));
+    assert_eq!(step("d1", Stalled, 100), t(100));
+    for (state, at) in [
+        (Reconnecting, 120),
+        (Joining, 120),
+        (Reconnecting, 130),
+        (OffAir, 145),
+    ] {
+        assert_eq!(step("d1", state, at), t(100), "{state:?}");
+    }
+    // Back, and gone again: a new outage.
+    assert_eq!(step("d1", Live, 170), t(170));
+    assert_eq!(step("d1", Left, 200), t(200));
+    assert_eq!(step("d1", OffAir, 203), t(200));
+    let csv = app.off_air_csv();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("d1,") && l.contains(",off_air,2023-11-14T22:16:40Z,")),
+        "{csv}"
+    );
+}
