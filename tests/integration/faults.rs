@@ -1368,3 +1368,49 @@ fn dashboard_dates_an_outage_from_when_the_stream_went_away() {
         "{csv}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// 1b. The same server restart with the real student page in Chromium
+// (tests/node/page-faults.js): the page and our monitor find each other
+// again by themselves.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_killed_mid_exam_chromium_student_page_comes_back() {
+    let node_dir = std::env::var_os("RTCPROCTOR_NODE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/node"));
+    assert!(
+        node_dir.join("node_modules/playwright-core").is_dir(),
+        "node test packages missing in {}: run `scripts/setup --test` (or set RTCPROCTOR_NODE_DIR)",
+        node_dir.display()
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium missing: run `scripts/setup --test`"
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/page-faults.js");
+    let child = Command::new("node")
+        .arg(&script)
+        .args(["--bin", BIN])
+        .env("RTCPROCTOR_NODE_DIR", &node_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node (is nodejs installed? scripts/setup --test)");
+    let out = tokio::time::timeout(Duration::from_secs(200), child.wait_with_output())
+        .await
+        .expect("page-faults.js did not finish within 200 s")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines().filter(|l| l.starts_with("FAULTS ")) {
+        println!("{line}");
+    }
+    assert!(
+        out.status.success() && stdout.contains("[page-faults] PASS"),
+        "page-faults.js failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
