@@ -123,8 +123,10 @@ pub enum GraphicsMode {
 #[derive(Debug, Clone, Args)]
 pub struct MonitorArgs {
     /// Roster of students: "ID<TAB>code" lines or a CSV/TSV with a header (id, code, name, email).
+    /// Students streaming a code that is not on it are shown as unknown; without
+    /// a roster every student is shown as they go live.
     #[arg(long, value_name = "FILE")]
-    pub roster: PathBuf,
+    pub roster: Option<PathBuf>,
 
     /// Signalling server to join, e.g. https://proctor.example.org:8443/ .
     /// Without it an embedded server is started and the student link printed.
@@ -360,8 +362,12 @@ pub struct StudentArgs {
     pub texture: bool,
 
     /// Send video only (default: also an Opus audio track carrying silence).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tone")]
     pub no_audio: bool,
+    /// Send a tone instead of silence: beeps at HZ (default 440), encoded as
+    /// Opus, with the audio level the monitor's meter shows.
+    #[arg(long, value_name = "HZ", num_args = 0..=1, default_missing_value = "440")]
+    pub tone: Option<f32>,
 
     /// Accept only the server TLS certificate with this SHA-256 fingerprint
     /// (hex; printed by `rtcproctor serve` for its self-signed certificate).

@@ -7,7 +7,8 @@
 //!    never shows up, so the off-air list has someone; a browser on this
 //!    machine can join as them), scripted so everything happens within the
 //!    first minute: attention requests, chat lines, and a student who drops
-//!    off and comes back.
+//!    off and comes back. One more synthetic student streams a code that is
+//!    not on the roster, so the dashboard shows an unknown tile too.
 //! 4. Runs the monitor engine with a session record, and the dashboard.
 
 use std::time::Duration;
@@ -167,9 +168,14 @@ fn spawn_students(
             },
             _ => Schedule::default(),
         };
-        configs.push(config(server, &s.code, s.label(), schedule));
+        let mut cfg = config(server, &s.code, s.label(), schedule);
+        // Every third student has a microphone picking up beeps, so the
+        // audio meters differ between tiles; the others send silence.
+        cfg.tone = (i % 3 == 0).then_some(TONES[i / 3 % TONES.len()]);
+        configs.push(cfg);
     }
-    configs
+    configs.push(config(server, WALK_IN_CODE, "Walk-in", Schedule::default()));
+    let mut tasks: Vec<_> = configs
         .into_iter()
         .map(|cfg| {
             let cancel = cancel.clone();
@@ -179,8 +185,40 @@ fn spawn_students(
                 }
             })
         })
-        .collect()
+        .collect();
+    // The third student's code is tried by a second device for a while (a
+    // classmate who learned it): the proctor sees CODE CONFLICT on it.
+    if let Some(target) = roster.students.get(2).filter(|_| n > 3) {
+        let cfg = config(server, &target.code, "Intruder", Schedule::default());
+        let cancel = cancel.child_token();
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(INTRUDER_AFTER) => {}
+                _ = cancel.cancelled() => return,
+            }
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(INTRUDER_FOR).await;
+                stop.cancel();
+            });
+            if let Err(e) = crate::sim::student::run(cfg, cancel, None).await {
+                tracing::error!("synthetic intruder: {e}");
+            }
+        }));
+    }
+    tasks
 }
+
+/// When the demo's intruder starts trying a live code, and for how long.
+const INTRUDER_AFTER: Duration = Duration::from_secs(20);
+const INTRUDER_FOR: Duration = Duration::from_secs(40);
+
+/// The code of the demo's student who is not on the roster (roster codes
+/// are random letters and digits, never this).
+const WALK_IN_CODE: &str = "walk-in";
+
+/// Tone frequencies of the demo's students with a microphone (Hz).
+const TONES: [f32; 3] = [440.0, 660.0, 550.0];
 
 fn config(server: &url::Url, code: &str, name: &str, schedule: Schedule) -> StudentConfig {
     StudentConfig {

@@ -1,6 +1,7 @@
 //! Media: WebRTC peers, RTP depacketizing, decoding, scaling and the
 //! audio level meter.
 //!
+//! - [`assemble`]: RTP packets to whole frames, released on the marker bit.
 //! - [`session`]: one receive-only peer connection per student (answers the
 //!   student's offer, trickles candidates, reads RTP, sends PLIs).
 //! - [`decode`]: the decode worker pool (openh264; libvpx for VP8 in
@@ -11,6 +12,7 @@
 //! - [`sdp`]: the codec-preference edit of the offer and extmap look-ups (pure).
 //! - [`camera_check`]: frozen or black camera detection from pictures (pure).
 
+pub mod assemble;
 pub mod audio;
 pub mod camera_check;
 pub mod decode;

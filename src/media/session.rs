@@ -4,7 +4,8 @@
 //! The session's loop, per video track:
 //! 1. RTP packets arrive (`track.poll()`); every packet counts for liveness
 //!    and statistics, visible or not.
-//! 2. `SampleBuilder` reassembles access units (Annex-B for H.264).
+//! 2. [`FrameAssembler`] reassembles access units (Annex-B for H.264) and
+//!    releases each on its marker bit, as soon as it is complete.
 //! 3. Only while the student is visible, access units go to the decode pool,
 //!    starting at a keyframe; becoming visible, a decode error or a dropped
 //!    unit sends a PLI at once so the next keyframe comes within a round trip.
@@ -13,7 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
@@ -30,6 +30,7 @@ use webrtc::peer_connection::{
     register_default_interceptors,
 };
 
+use super::assemble::FrameAssembler;
 use super::audio::{self, PeakMeter};
 use super::decode::{Codec, DecodePool, FrameSink, Submit};
 use super::sdp;
@@ -41,14 +42,6 @@ pub const THUMBNAIL_MAX: (u32, u32) = (160, 120);
 /// Fewest milliseconds between two PLIs of one stream (a burst of decode
 /// errors must not become a burst of keyframes).
 const PLI_MIN_GAP: Duration = Duration::from_millis(250);
-
-/// Longest a frame waits for missing packets (NACK repairs them) before it
-/// is given up and a keyframe asked for. Without a bound the builder waits
-/// 512 packets (half a minute of a small stream) on a hole nothing will
-/// fill: packets that arrive before the track is set up are dropped by the
-/// WebRTC stack after the NACK generator counted them as received, so a
-/// reordered start froze the picture (found by tests/integration/faults.rs).
-const MAX_PACKET_WAIT: Duration = Duration::from_secs(1);
 
 /// How peer connections are set up.
 #[derive(Debug, Clone)]
@@ -249,21 +242,15 @@ async fn keyframe_requests(shared: Arc<Shared>, track: Arc<dyn TrackRemote>, med
     }
 }
 
-enum Builder {
-    H264(SampleBuilder<H264Packet>),
-    Vp8(SampleBuilder<Vp8Packet>),
+enum Assembler {
+    H264(FrameAssembler<H264Packet>),
+    Vp8(FrameAssembler<Vp8Packet>),
 }
 
 async fn read_video(shared: Arc<Shared>, track: Arc<dyn TrackRemote>, codec: Option<Codec>) {
-    let mut builder = match codec {
-        Some(Codec::H264) => Some(Builder::H264(
-            SampleBuilder::new(512, H264Packet::default(), 90_000)
-                .with_max_time_delay(MAX_PACKET_WAIT),
-        )),
-        Some(Codec::Vp8) => Some(Builder::Vp8(
-            SampleBuilder::new(512, Vp8Packet::default(), 90_000)
-                .with_max_time_delay(MAX_PACKET_WAIT),
-        )),
+    let mut assembler = match codec {
+        Some(Codec::H264) => Some(Assembler::H264(FrameAssembler::default())),
+        Some(Codec::Vp8) => Some(Assembler::Vp8(FrameAssembler::default())),
         None => None,
     };
     loop {
@@ -282,29 +269,29 @@ async fn read_video(shared: Arc<Shared>, track: Arc<dyn TrackRemote>, codec: Opt
             .counters()
             .on_video_packet(packet.header.sequence_number, packet.payload.len() + 12);
         let now = Instant::now();
-        let (Some(builder), Some(codec)) = (builder.as_mut(), codec) else {
+        let (Some(assembler), Some(codec)) = (assembler.as_mut(), codec) else {
             continue;
         };
-        match builder {
-            Builder::H264(b) => b.push(now, packet),
-            Builder::Vp8(b) => b.push(now, packet),
+        match assembler {
+            Assembler::H264(a) => a.push(now, packet),
+            Assembler::Vp8(a) => a.push(now, packet),
         }
         loop {
-            let sample = match builder {
-                Builder::H264(b) => b.pop(now),
-                Builder::Vp8(b) => b.pop(now),
+            let frame = match assembler {
+                Assembler::H264(a) => a.pop(now),
+                Assembler::Vp8(a) => a.pop(now),
             };
-            let Some(sample) = sample else { break };
+            let Some(frame) = frame else { break };
             shared.counters().frames += 1;
-            if sample.prev_dropped_packets > 0 {
+            if frame.dropped_packets > 0 {
                 shared.await_keyframe.store(true, Ordering::Relaxed);
                 shared.keyframe.notify_one();
             }
-            if !shared.visible.load(Ordering::Relaxed) || sample.data.is_empty() {
+            if !shared.visible.load(Ordering::Relaxed) || frame.data.is_empty() {
                 continue;
             }
             if shared.await_keyframe.load(Ordering::Relaxed) {
-                if !codec.is_keyframe(&sample.data) {
+                if !codec.is_keyframe(&frame.data) {
                     // Still no keyframe: ask again (at most every
                     // PLI_MIN_GAP). The one asked for may have been lost,
                     // and a stream whose first keyframe came before the
@@ -321,7 +308,7 @@ async fn read_video(shared: Arc<Shared>, track: Arc<dyn TrackRemote>, codec: Opt
             };
             match shared
                 .pool
-                .submit(shared.stream, codec, sample.data, max, &shared.sink)
+                .submit(shared.stream, codec, frame.data, max, &shared.sink)
             {
                 Submit::Queued => {}
                 Submit::Dropped => {

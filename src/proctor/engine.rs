@@ -13,11 +13,17 @@
 //! 4. Watch: RTP arrival drives live/stalled; `user-disconnected`,
 //!    `userLeft` or a stream-end message mean the student left; a failed
 //!    peer or lost socket means reconnecting — back to 1 by itself.
+//!
+//! Students not on the roster: a control socket lists the server's live
+//! rooms every `poll_off_air` ([`discover`]); the hub starts a task like a
+//! roster student's for every unknown code (`?CODE`, announced with
+//! [`EngineEvent::Unknown`]), at most [`EngineConfig::max_unknown`], and
+//! stops it when the code is gone from the listings (its state ends `left`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -31,10 +37,13 @@ use crate::media::{Codec, DecodePool, FrameSink, MediaConfig, MediaSession, Sess
 use crate::roster::{Roster, Student};
 use crate::signal::client::{Backoff, ClientConfig, ClientEvent, ClientTls, SignalClient};
 use crate::signal::protocol::{
-    EXTRA_ATTENTION_ACK, EXTRA_DATA_UPDATED, EXTRA_MSG_ID, EXTRA_QUALITY, JOIN_ROOM,
-    USER_DISCONNECTED,
+    CODE_CONFLICT, EXTRA_ATTENTION_ACK, EXTRA_DATA_UPDATED, EXTRA_MSG_ID, EXTRA_QUALITY, JOIN_ROOM,
+    RELEASE_CODE, USER_DISCONNECTED,
 };
 use crate::{Error, Result};
+
+/// At most one [`EngineEvent::CodeConflict`] per student this often.
+const CONFLICT_EVERY: Duration = Duration::from_secs(10);
 
 /// The engine's clocks. Defaults suit a real exam; tests shorten them.
 #[derive(Debug, Clone)]
@@ -87,6 +96,11 @@ pub struct EngineConfig {
     pub decode_all_at_start: bool,
     /// Decode workers (0: one per core, at most four).
     pub decode_workers: usize,
+    /// List the server's live rooms and watch publishers that are not on
+    /// the roster as unknown students.
+    pub discover: bool,
+    /// At most this many unknown students are watched at once.
+    pub max_unknown: usize,
 }
 
 impl EngineConfig {
@@ -110,10 +124,15 @@ impl EngineConfig {
             timing: Timing::default(),
             decode_all_at_start: true,
             decode_workers: 0,
+            discover: true,
+            max_unknown: DEFAULT_MAX_UNKNOWN,
             server,
         }
     }
 }
+
+/// How many unknown students a monitor with a roster watches at most.
+pub const DEFAULT_MAX_UNKNOWN: usize = 50;
 
 /// Whether the URL names this machine (then students are on it too, and
 /// loopback candidates are the ones that work).
@@ -218,11 +237,16 @@ enum StudentCmd {
     Chat(String),
     RaiseAttention,
     AckAttention,
+    ReleaseCode,
 }
 
 struct StudentHandle {
     code: String,
     tx: mpsc::Sender<StudentCmd>,
+    /// Stops this student's task alone (unknown students that left).
+    retire: CancellationToken,
+    /// Not on the roster: found in the server's listing.
+    unknown: bool,
 }
 
 async fn hub(ctx: Arc<Ctx>, roster: Roster, mut commands: mpsc::Receiver<EngineCommand>) {
@@ -231,9 +255,26 @@ async fn hub(ctx: Arc<Ctx>, roster: Roster, mut commands: mpsc::Receiver<EngineC
     let mut visible: Option<HashSet<StudentId>> = None;
     let mut enlarged: Option<StudentId> = None;
     for s in roster.students {
-        add_student(&ctx, &mut tasks, &mut students, s, visible.as_ref()).await;
+        add_student(&ctx, &mut tasks, &mut students, s, visible.as_ref(), false).await;
     }
-    while let Some(cmd) = commands.recv().await {
+    let (listing_tx, mut listings) = mpsc::channel::<Vec<String>>(4);
+    if ctx.config.discover {
+        tasks.spawn(discover(Arc::clone(&ctx), listing_tx));
+    } else {
+        drop(listing_tx);
+    }
+    let mut unknowns = super::discovery::Unknowns::new(ctx.config.max_unknown);
+    loop {
+        let cmd = tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(cmd) => cmd,
+                None => break,
+            },
+            Some(codes) = listings.recv() => {
+                on_listing(&ctx, &mut tasks, &mut students, &mut unknowns, &codes, visible.as_ref()).await;
+                continue;
+            }
+        };
         let send = |id: &StudentId, c: StudentCmd| {
             let tx = students.get(id).map(|h| h.tx.clone());
             async move {
@@ -246,8 +287,10 @@ async fn hub(ctx: Arc<Ctx>, roster: Roster, mut commands: mpsc::Receiver<EngineC
         match cmd {
             EngineCommand::SendChat { student, text } => {
                 if !send(&student, StudentCmd::Chat(text)).await {
-                    ctx.notice(format!("no student {student} on the roster"))
-                        .await;
+                    ctx.notice(format!(
+                        "chat not sent: {student} is not watched (not on the roster, or gone)"
+                    ))
+                    .await;
                 }
             }
             EngineCommand::RaiseAttention { student } => {
@@ -255,6 +298,11 @@ async fn hub(ctx: Arc<Ctx>, roster: Roster, mut commands: mpsc::Receiver<EngineC
             }
             EngineCommand::AckAttention { student } => {
                 send(&student, StudentCmd::AckAttention).await;
+            }
+            EngineCommand::ReleaseCode { student } => {
+                if !send(&student, StudentCmd::ReleaseCode).await {
+                    ctx.notice(format!("no student {student} to release")).await;
+                }
             }
             EngineCommand::SetVisible { students: list } => {
                 let new: HashSet<StudentId> = list.into_iter().collect();
@@ -286,13 +334,20 @@ async fn hub(ctx: Arc<Ctx>, roster: Roster, mut commands: mpsc::Receiver<EngineC
             }
             EngineCommand::AddStudents { students: list } => {
                 for s in list {
-                    add_student(&ctx, &mut tasks, &mut students, s, visible.as_ref()).await;
+                    // A publisher watched as unknown joins the roster: its
+                    // unknown tile ends, the roster student takes over.
+                    if unknowns.is_watched(&s.code) {
+                        unknowns.forget(&s.code);
+                        retire_code(&mut students, &s.code);
+                    }
+                    add_student(&ctx, &mut tasks, &mut students, s, visible.as_ref(), false).await;
                 }
             }
             EngineCommand::Shutdown => break,
         }
     }
     // Leave politely: every task sends `userLeft` and closes its socket.
+    drop(listings);
     ctx.cancel.cancel();
     drop(students);
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
@@ -302,12 +357,178 @@ async fn hub(ctx: Arc<Ctx>, roster: Roster, mut commands: mpsc::Receiver<EngineC
     tasks.abort_all();
 }
 
+/// A listing of live rooms arrived: start watching new unknown codes, stop
+/// the ones that are gone.
+async fn on_listing(
+    ctx: &Arc<Ctx>,
+    tasks: &mut JoinSet<()>,
+    students: &mut HashMap<StudentId, StudentHandle>,
+    unknowns: &mut super::discovery::Unknowns,
+    codes: &[String],
+    visible: Option<&HashSet<StudentId>>,
+) {
+    let roster_codes: HashSet<&str> = students
+        .values()
+        .filter(|h| !h.unknown)
+        .map(|h| h.code.as_str())
+        .collect();
+    let changes = unknowns.update(codes, |c| roster_codes.contains(c));
+    for code in &changes.stop {
+        tracing::info!(%code, "unknown publisher gone from the server's rooms");
+        retire_code(students, code);
+    }
+    for code in changes.start {
+        let id = unknown_id(&code);
+        tracing::info!(%code, "publisher not on the roster: watching it as {id}");
+        ctx.emit(EngineEvent::Unknown {
+            student: id.clone(),
+            code: code.clone(),
+        })
+        .await;
+        let student = Student {
+            id: id.0,
+            code,
+            name: None,
+            email: None,
+        };
+        add_student(ctx, tasks, students, student, visible, true).await;
+    }
+    if let Some(n) = changes.capped {
+        tracing::warn!(
+            capped = n,
+            max = ctx.config.max_unknown,
+            "publishers not on the roster are not watched: over the cap"
+        );
+        ctx.notice(format!(
+            "{n} more students not on the roster are streaming; only {} are shown",
+            ctx.config.max_unknown
+        ))
+        .await;
+    }
+}
+
+/// The engine's id of a publisher not on the roster.
+pub fn unknown_id(code: &str) -> StudentId {
+    StudentId(format!("?{code}"))
+}
+
+/// Stop the unknown student watching `code` (its last state is `left`).
+fn retire_code(students: &mut HashMap<StudentId, StudentHandle>, code: &str) {
+    let id = students
+        .iter()
+        .find(|(_, h)| h.unknown && h.code == code)
+        .map(|(id, _)| id.clone());
+    if let Some(h) = id.and_then(|id| students.remove(&id)) {
+        h.retire.cancel();
+    }
+}
+
+/// The control socket: list the server's live rooms every `poll_off_air`
+/// and hand each listing to the hub; reconnect when the socket is lost.
+/// A refusal (no proctor key, an old server) is told to the proctor once.
+async fn discover(ctx: Arc<Ctx>, listings: mpsc::Sender<Vec<String>>) {
+    use super::discovery::{ListError, list_rooms};
+    let timing = ctx.config.timing.clone();
+    let mut backoff = Backoff::default();
+    let mut reported: Option<String> = None;
+    let mut silent = 0u32;
+    loop {
+        let cfg = ClientConfig {
+            url: ctx.config.server.clone(),
+            userid: new_userid(),
+            msg_event: ctx.config.msg_event.clone(),
+            session_id: String::new(),
+            extra: json!({}),
+            proctor_key: ctx.config.proctor_key.clone(),
+            tls: ctx.config.tls.clone(),
+        };
+        let connected = tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            c = SignalClient::connect(cfg) => c,
+        };
+        let lost = match connected {
+            Err(e) => {
+                tracing::debug!("control socket: connect failed: {e}");
+                ctx.socket_failed(&e).await;
+                true
+            }
+            Ok((client, mut events)) => {
+                ctx.socket_up().await;
+                let mut tick = tokio::time::interval(timing.poll_off_air);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut first = true;
+                let lost = loop {
+                    tokio::select! {
+                        _ = ctx.cancel.cancelled() => break false,
+                        ev = events.recv() => match ev {
+                            Some(ClientEvent::Event { .. }) => {}
+                            _ => break true,
+                        },
+                        _ = tick.tick() => {
+                            // See FIRST_JOIN_WAIT: a fresh socket's first
+                            // event may go unanswered.
+                            let wait = if first {
+                                FIRST_JOIN_WAIT.min(timing.ack_timeout)
+                            } else {
+                                timing.ack_timeout
+                            };
+                            let listed = list_rooms(&client, wait).await;
+                            let problem = match listed {
+                                Ok(codes) => {
+                                    backoff.reset();
+                                    silent = 0;
+                                    if reported.take().is_some() {
+                                        ctx.notice("the server lists its rooms again: students not on the roster are shown".into()).await;
+                                    }
+                                    if listings.send(codes).await.is_err() {
+                                        break false;
+                                    }
+                                    None
+                                }
+                                Err(ListError::Refused(why)) => Some(why),
+                                // One lost answer is not worth a word.
+                                Err(ListError::NoAnswer(why)) => {
+                                    silent += 1;
+                                    (silent >= 2 && !first).then(|| format!("no answer ({why})"))
+                                }
+                            };
+                            first = false;
+                            if let Some(why) = problem
+                                && reported.as_deref() != Some(why.as_str())
+                            {
+                                tracing::warn!("the server does not list its rooms: {why}");
+                                ctx.notice(format!(
+                                    "students not on the roster cannot be shown: the server does not list its live rooms ({why})"
+                                ))
+                                .await;
+                                reported = Some(why);
+                            }
+                        }
+                    }
+                };
+                client.close().await;
+                ctx.socket_down().await;
+                lost
+            }
+        };
+        if !lost {
+            return;
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
 async fn add_student(
     ctx: &Arc<Ctx>,
     tasks: &mut JoinSet<()>,
     students: &mut HashMap<StudentId, StudentHandle>,
     student: Student,
     visible: Option<&HashSet<StudentId>>,
+    unknown: bool,
 ) {
     let id = StudentId(student.id.clone());
     if students.contains_key(&id) || students.values().any(|h| h.code == student.code) {
@@ -320,14 +541,17 @@ async fn add_student(
     }
     let (tx, rx) = mpsc::channel(64);
     let is_visible = visible.map_or(ctx.config.decode_all_at_start, |v| v.contains(&id));
+    let retire = ctx.cancel.child_token();
     students.insert(
         id.clone(),
         StudentHandle {
             code: student.code.clone(),
             tx,
+            retire: retire.clone(),
+            unknown,
         },
     );
-    let task = StudentTask::new(Arc::clone(ctx), id, student.code, rx, is_visible);
+    let task = StudentTask::new(Arc::clone(ctx), id, student.code, rx, is_visible, retire);
     tasks.spawn(task.run());
 }
 
@@ -387,6 +611,8 @@ enum Idle {
 /// One student's stream, from the engine's side.
 struct StudentTask {
     ctx: Arc<Ctx>,
+    /// The engine's shutdown, or this student's retirement.
+    cancel: CancellationToken,
     id: StudentId,
     code: String,
     cmds: mpsc::Receiver<StudentCmd>,
@@ -399,6 +625,9 @@ struct StudentTask {
     dedup: Dedup,
     /// The student's last attention `msgId`, for acknowledging it.
     attention_id: Option<u64>,
+    /// When the last code-conflict event went out (they are throttled: the
+    /// other device retries every few seconds).
+    last_conflict: Option<Instant>,
     backoff: Backoff,
 }
 
@@ -417,12 +646,14 @@ impl StudentTask {
         code: String,
         cmds: mpsc::Receiver<StudentCmd>,
         visible: bool,
+        cancel: CancellationToken,
     ) -> Self {
         let mut extra = Map::new();
         extra.insert("message".into(), json!(""));
         extra.insert("attention".into(), json!(""));
         StudentTask {
             ctx,
+            cancel,
             id,
             code,
             cmds,
@@ -433,6 +664,7 @@ impl StudentTask {
             msg_id: 0,
             dedup: Dedup::default(),
             attention_id: None,
+            last_conflict: None,
             backoff: Backoff::default(),
         }
     }
@@ -473,8 +705,16 @@ impl StudentTask {
 
     async fn run(mut self) {
         self.set_state(StreamState::OffAir).await;
+        self.attempts().await;
+        // Retired (an unknown student that left), not the engine stopping.
+        if !self.ctx.cancel.is_cancelled() {
+            self.set_state(StreamState::Left).await;
+        }
+    }
+
+    async fn attempts(&mut self) {
         loop {
-            if self.ctx.cancel.is_cancelled() {
+            if self.cancel.is_cancelled() {
                 return;
             }
             let delay = match self.attempt().await {
@@ -486,7 +726,7 @@ impl StudentTask {
             loop {
                 tokio::select! {
                     _ = &mut sleep => break,
-                    _ = self.ctx.cancel.cancelled() => return,
+                    _ = self.cancel.cancelled() => return,
                     cmd = self.cmds.recv() => match cmd {
                         Some(cmd) => self.command(cmd, None).await,
                         None => return,
@@ -591,7 +831,7 @@ impl StudentTask {
                     self.lost().await;
                     return Outcome::Retry(Duration::ZERO);
                 }
-                _ = self.ctx.cancel.cancelled() => return Outcome::Shutdown,
+                _ = self.cancel.cancelled() => return Outcome::Shutdown,
                 cmd = self.cmds.recv() => match cmd {
                     Some(cmd) => {
                         let link = Link { client, joined: true, session: None };
@@ -710,7 +950,7 @@ impl StudentTask {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = self.ctx.cancel.cancelled() => return Outcome::Shutdown,
+                _ = self.cancel.cancelled() => return Outcome::Shutdown,
                 cmd = self.cmds.recv() => match cmd {
                     Some(cmd) => {
                         let link = Link { client, joined: true, session: Some(session) };
@@ -803,6 +1043,24 @@ impl StudentTask {
                 self.set_state(StreamState::Left).await;
                 return Some(Outcome::Retry(poll));
             }
+        } else if name == CODE_CONFLICT {
+            let code = args
+                .first()
+                .and_then(|a| a.get("code"))
+                .and_then(Value::as_str);
+            let quiet = self
+                .last_conflict
+                .is_some_and(|t| t.elapsed() < CONFLICT_EVERY);
+            if code == Some(self.code.as_str()) && !quiet {
+                self.last_conflict = Some(Instant::now());
+                tracing::warn!(student = %self.id, "another device tried to go live on this student's code");
+                self.ctx
+                    .emit(EngineEvent::CodeConflict {
+                        student: self.id.clone(),
+                        at: SystemTime::now(),
+                    })
+                    .await;
+            }
         } else if name == USER_DISCONNECTED {
             if args.first().and_then(Value::as_str) == Some(student_userid) {
                 self.set_state(StreamState::Left).await;
@@ -889,7 +1147,7 @@ impl StudentTask {
         loop {
             tokio::select! {
                 _ = &mut sleep => return Idle::Elapsed,
-                _ = self.ctx.cancel.cancelled() => return Idle::Shutdown,
+                _ = self.cancel.cancelled() => return Idle::Shutdown,
                 cmd = self.cmds.recv() => match cmd {
                     Some(cmd) => self.command(cmd, Some(link)).await,
                     None => return Idle::Shutdown,
@@ -964,7 +1222,42 @@ impl StudentTask {
                 let _ = self.deliver(link, "").await;
                 self.attention_event(false).await;
             }
+            StudentCmd::ReleaseCode => self.release_code(link).await,
         }
+    }
+
+    /// Ask our server to take the code away from whoever publishes it.
+    async fn release_code(&self, link: Option<&Link<'_>>) {
+        let Some(l) = link else {
+            self.ctx
+                .notice(format!(
+                    "{}: not connected to the server, nothing released",
+                    self.id
+                ))
+                .await;
+            return;
+        };
+        let arg = json!({ "code": self.code });
+        let answer = l
+            .client
+            .emit_with_ack(RELEASE_CODE, vec![arg], self.ctx.config.timing.ack_timeout)
+            .await;
+        let text = match answer {
+            Ok(a) if a.first() == Some(&json!(true)) => format!(
+                "{}: code released, the device that held it is disconnected and kept off it; the student can go live again",
+                self.id
+            ),
+            Ok(a) => format!(
+                "{}: code not released: {}",
+                self.id,
+                a.get(1).and_then(Value::as_str).unwrap_or("refused")
+            ),
+            Err(_) => format!(
+                "{}: code not released: the server did not answer (the stock server cannot release codes)",
+                self.id
+            ),
+        };
+        self.ctx.notice(text).await;
     }
 
     async fn attention_event(&self, raised: bool) {

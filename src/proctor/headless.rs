@@ -12,8 +12,13 @@
 //! {"cmd":"visible","students":["s1","s2"]}
 //! {"cmd":"enlarge","student":"s1"}          (or null to release)
 //! {"cmd":"snapshot","student":"s1","path":"s1.png"}
+//! {"cmd":"release","student":"s1"}           (take the code from its device)
 //! {"cmd":"quit"}
 //! ```
+//!
+//! Students not on the roster appear with an `unknown` line
+//! (`{"event":"unknown","student":"?CODE","code":"CODE"}`) before their first
+//! state line, and are addressed as `?CODE` in commands.
 //!
 //! End of stdin does not stop the engine (it may run with `< /dev/null`);
 //! SIGINT/SIGTERM or `quit` do.
@@ -49,6 +54,9 @@ pub enum HeadlessCommand {
         student: String,
         path: std::path::PathBuf,
     },
+    Release {
+        student: String,
+    },
     Quit,
 }
 
@@ -74,6 +82,9 @@ impl From<HeadlessCommand> for EngineCommand {
             HeadlessCommand::Snapshot { student, path } => EngineCommand::Snapshot {
                 student: StudentId(student),
                 path,
+            },
+            HeadlessCommand::Release { student } => EngineCommand::ReleaseCode {
+                student: StudentId(student),
             },
             HeadlessCommand::Quit => EngineCommand::Shutdown,
         }

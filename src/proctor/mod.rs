@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::MonitorArgs;
 use crate::{Error, Result};
 
+pub mod discovery;
 pub mod engine;
 pub mod headless;
 pub mod recording;
@@ -135,6 +136,15 @@ pub enum EngineEvent {
         student: StudentId,
         problem: Option<crate::media::camera_check::CameraProblem>,
     },
+    /// Another device tried to go live on this student's code while it is
+    /// live (our server tells the proctors watching it; at most one event
+    /// per student every few seconds). Either the student reconnects from a
+    /// second device, or someone else went live on their code first.
+    CodeConflict {
+        student: StudentId,
+        #[serde(with = "unix_millis")]
+        at: SystemTime,
+    },
     /// A snapshot was written.
     Snapshot { student: StudentId, path: String },
     /// Something the proctor should read (a warning worded for users).
@@ -155,6 +165,11 @@ pub enum EngineCommand {
     /// Keep this student at full decoded resolution (and ask the page for a
     /// bigger picture); `None` releases.
     Enlarge { student: Option<StudentId> },
+    /// Take the student's code away from the device publishing it (after a
+    /// code conflict, when the face is not the student's): our server
+    /// disconnects it and keeps it off the code, so the real student's page
+    /// gets in. Answered with a notice.
+    ReleaseCode { student: StudentId },
     /// Write the current frame of a student to a PNG file.
     Snapshot {
         student: StudentId,
@@ -225,8 +240,15 @@ pub struct EngineHandle {
 /// With `--server` the engine joins that server. Without it an embedded
 /// server starts first (the student link and proctor key go to stderr, so
 /// stdout stays JSON lines in headless mode), and stops with the monitor.
+///
+/// Without `--roster` every publisher is watched as it appears (shown and
+/// recorded as not on the roster, since there is none), up to
+/// [`MAX_UNKNOWN_WITHOUT_ROSTER`] at once.
 pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
-    let roster = crate::roster::Roster::load(&args.roster)?;
+    let roster = match &args.roster {
+        Some(path) => crate::roster::Roster::load(path)?,
+        None => crate::roster::Roster::default(),
+    };
     let ice = ice_servers(&args.server_opts);
     if args.ice_relay_only
         && !ice
@@ -252,6 +274,9 @@ pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
     let mut config = config;
     config.media.ice_servers = ice;
     config.media.relay_only = args.ice_relay_only;
+    if args.roster.is_none() {
+        config.max_unknown = MAX_UNKNOWN_WITHOUT_ROSTER;
+    }
     let record = open_record(&args, &roster);
     let engine = engine::start(roster, config)?;
     let opts = recording::RecordingOptions {
@@ -280,6 +305,9 @@ pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
     result
 }
 
+/// How many students a monitor without a roster watches at most.
+pub const MAX_UNKNOWN_WITHOUT_ROSTER: usize = 300;
+
 /// Open this proctor's record of the session (resuming it if it exists).
 /// An error is worded for the proctor; the monitor runs on without a record.
 fn open_record(
@@ -290,10 +318,10 @@ fn open_record(
         Recorder, SessionDir, default_session_name, proctor_name, report::fmt_time, sessions_dir,
     };
     let today = fmt_time(crate::store::entry::now_ms());
-    let name = args
-        .session
-        .clone()
-        .unwrap_or_else(|| default_session_name(&args.roster, &today[..10]));
+    let name = args.session.clone().unwrap_or_else(|| {
+        let roster = args.roster.as_deref();
+        default_session_name(roster.unwrap_or(std::path::Path::new("exam")), &today[..10])
+    });
     let dir = SessionDir::new(&sessions_dir(), &name);
     let resuming = dir.exists();
     let (rec, prev) = Recorder::start(dir.clone(), &proctor_name(), roster, |m| {

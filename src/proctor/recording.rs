@@ -31,7 +31,8 @@ use crate::store::{Recorder, SessionSummary};
 /// What the recording layer does besides recording.
 #[derive(Debug, Clone)]
 pub struct RecordingOptions {
-    /// Save a snapshot when a student raises attention.
+    /// Save a snapshot when a student raises attention, or when another
+    /// device tries to go live on their code (the picture shows who holds it).
     pub snapshot_on_attention: bool,
     /// Save a snapshot when a camera turns black or freezes.
     pub snapshot_on_camera: bool,
@@ -281,6 +282,10 @@ impl Tap {
                 let s = student.clone();
                 self.snapshot(&s, "attention").await;
             }
+            EngineEvent::CodeConflict { student, .. } if self.opts.snapshot_on_attention => {
+                let s = student.clone();
+                self.snapshot(&s, "code-conflict").await;
+            }
             EngineEvent::FrameReady { student } => {
                 if let Some(frame) = self.frames.latest(student) {
                     let config = self.opts.camera;
@@ -342,6 +347,7 @@ impl Tap {
                 }
             }
             EngineCommand::Shutdown => r.action("quit", None),
+            EngineCommand::ReleaseCode { student } => r.action("release_code", Some(&student.0)),
             // Chat, attention and snapshots are recorded from the engine's
             // events, which say whether they reached the student.
             _ => {}

@@ -230,10 +230,26 @@ fn install_handlers(shared: &Arc<Shared>, s: &SocketRef, msg_event: String) {
     );
     let sh = shared.clone();
     s.on(
+        p::RELEASE_CODE,
+        move |s: SocketRef, io: SocketIo, ack: AckSender, TryData(d): TryData<Value>| {
+            let sh = sh.clone();
+            async move { release_code(&sh, &io, &s, ack, d.ok()) }
+        },
+    );
+    let sh = shared.clone();
+    s.on(
         p::CHECK_PRESENCE,
         move |s: SocketRef, ack: AckSender, TryData(d): TryData<Value>| {
             let sh = sh.clone();
             async move { check_presence(&sh, &s, ack, d.ok()) }
+        },
+    );
+    let sh = shared.clone();
+    s.on(
+        p::GET_PUBLIC_ROOMS,
+        move |s: SocketRef, ack: AckSender, TryData(d): TryData<Value>| {
+            let sh = sh.clone();
+            async move { public_rooms(&sh, &s, ack, d.ok()) }
         },
     );
     s.on_fallback(async |s: SocketRef, ev: socketioxide::extract::Event| {
@@ -363,12 +379,47 @@ fn disconnect_with(sh: &Shared, io: &SocketIo, s: &SocketRef, ack: AckSender, da
     send_ack(ack, &[]);
 }
 
+fn release_code(sh: &Shared, io: &SocketIo, s: &SocketRef, ack: AckSender, data: Option<Value>) {
+    if !admitted(sh, s, p::RELEASE_CODE) {
+        send_ack(ack, &[json!(false), json!(p::TOO_MANY_MESSAGES)]);
+        return;
+    }
+    let code = data
+        .as_ref()
+        .and_then(|d| d.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let (args, effects) = sh.registry().release_code(s.id, &code, Instant::now());
+    if args.first() == Some(&json!(true)) {
+        tracing::warn!(sid = %s.id, %code, "a proctor released the code from the device publishing it");
+    } else {
+        log_ack(s, p::RELEASE_CODE, &code, &args);
+    }
+    apply(io, effects);
+    send_ack(ack, &args);
+}
+
 fn check_presence(sh: &Shared, s: &SocketRef, ack: AckSender, data: Option<Value>) {
     if !admitted(sh, s, p::CHECK_PRESENCE) {
         return;
     }
     let roomid = data.as_ref().and_then(Value::as_str).unwrap_or_default();
     let args = sh.registry().check_presence(s.id, roomid);
+    send_ack(ack, &args);
+}
+
+fn public_rooms(sh: &Shared, s: &SocketRef, ack: AckSender, data: Option<Value>) {
+    if !admitted(sh, s, p::GET_PUBLIC_ROOMS) {
+        send_ack(ack, &[Value::Null, json!(p::TOO_MANY_MESSAGES)]);
+        return;
+    }
+    let args = sh
+        .registry()
+        .public_rooms(s.id, data.as_ref().and_then(Value::as_str));
+    if args.first().is_some_and(Value::is_null) {
+        tracing::info!(sid = %s.id, ip = %client_ip(s), "get-public-rooms refused: {}", args[1]);
+    }
     send_ack(ack, &args);
 }
 

@@ -15,6 +15,26 @@ pub const USER_DISCONNECTED: &str = "user-disconnected";
 pub const DISCONNECT_WITH: &str = "disconnect-with";
 pub const CHECK_PRESENCE: &str = "check-presence";
 pub const USERID_ALREADY_TAKEN: &str = "userid-already-taken";
+/// `get-public-rooms(identifier)`: the live rooms; see "Listing live rooms"
+/// below for who may ask and what the answer holds.
+pub const GET_PUBLIC_ROOMS: &str = "get-public-rooms";
+
+/// rtcproctor server → proctors watching a code: another device (another
+/// userid) tried to go live on this code while it is live. Argument:
+/// `{"code": "<code>"}`. A student whose code was taken first by someone
+/// else keeps retrying, so proctors hear about it every few seconds until
+/// they act; the stock server has no such event (the real student only sees
+/// "Room not available").
+pub const CODE_CONFLICT: &str = "rtcproctor-code-conflict";
+
+/// Proctor → rtcproctor server, with an ack: disconnect whoever publishes
+/// `{"code": "<code>"}` and keep that device (its userid) off this code for
+/// [`RELEASE_FOR`]. The answer to a code conflict when the face on the tile
+/// is not the student's: the real student's page, which keeps retrying,
+/// gets the code. Needs the proctor key (not merely `--open-viewing`).
+pub const RELEASE_CODE: &str = "rtcproctor-release-code";
+/// How long a released device stays off the code.
+pub const RELEASE_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Error strings of the stock server's acks; clients compare them verbatim.
 pub const ROOM_NOT_AVAILABLE: &str = "Room not available";
@@ -61,6 +81,60 @@ pub const EXTRA_ATTENTION_ACK: &str = "attentionAck";
 pub const EXTRA_QUALITY: &str = "quality";
 /// Extra field: display name of the sender.
 pub const EXTRA_NAME: &str = "name";
+
+// ---------------------------------------------------------------------------
+// Listing live rooms (how a monitor finds students who are not on its roster).
+//
+// The event is the stock server's `get-public-rooms`: the client emits it with
+// one argument, a non-empty `identifier` string, and an ack. The answer is
+// `[rooms]`, each room `{maxParticipantsAllowed, owner, participants, extra,
+// session, sessionid, isRoomFull, isPasswordProtected}`, or `[null, reason]`.
+//
+// - Our server answers only sockets that connected with the proctor key (or
+//   any socket when it runs with `--open-viewing`); everyone else gets
+//   `[null, LISTING_NEEDS_PROCTOR_KEY]`, so a student never learns another
+//   student's code. For a proctor it lists every live room (its owner is
+//   connected), whatever identifier the room was opened with: a proctor may
+//   view every room anyway, and RTCProctor's student page opens rooms with
+//   an empty identifier. The answer is bounded: at most
+//   `Limits::max_listed_rooms` rooms and about `Limits::max_payload` bytes,
+//   in code order; the rest is left out.
+// - The stock RTCMultiConnection-Server 1.3.3 answers anyone, and lists only
+//   rooms opened with that very identifier (`open-room {identifier}`, from
+//   the library's `connection.publicRoomIdentifier`). RTCProctor's student
+//   page leaves it empty (the library default), so its rooms are never
+//   listed there: against the stock server a monitor discovers only students
+//   whose page sets `connection.publicRoomIdentifier =
+//   PUBLIC_ROOM_IDENTIFIER` (at the cost that anyone connected to that server
+//   can list their codes; the stock server has no access control).
+// - The monitor asks with [`PUBLIC_ROOM_IDENTIFIER`] on one control socket,
+//   as often as it asks for off-air students' rooms.
+// ---------------------------------------------------------------------------
+
+/// The identifier a monitor lists with (and a page must open with for the
+/// stock server to list its room).
+pub const PUBLIC_ROOM_IDENTIFIER: &str = "rtcproctor";
+/// The stock server's answer to `get-public-rooms` without an identifier.
+pub const PUBLIC_IDENTIFIER_MISSING: &str = "publicRoomIdentifier is required";
+/// `get-public-rooms` from a socket that may not view.
+pub const LISTING_NEEDS_PROCTOR_KEY: &str = "Listing rooms needs the proctor key (printed by `rtcproctor serve`; pass it with --proctor-key)";
+
+/// The stream codes of a `get-public-rooms` answer (the rooms' `sessionid`s),
+/// or the server's reason when it refused.
+pub fn listed_codes(ack: &[Value]) -> Result<Vec<String>, String> {
+    match ack.first() {
+        Some(Value::Array(rooms)) => Ok(rooms
+            .iter()
+            .filter_map(|r| r.get("sessionid").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect()),
+        _ => Err(ack
+            .get(1)
+            .and_then(Value::as_str)
+            .unwrap_or("the server did not list its rooms")
+            .to_string()),
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Further wire names and payloads (server and client side).
@@ -284,6 +358,11 @@ pub const TOO_MANY_FAILURES: &str =
 /// `open-room` for a code that is not on the server's roster.
 pub const NOT_ON_ROSTER: &str =
     "This stream code is not on the exam roster: check the code you were given";
+/// `open-room` from a device a proctor released the code from.
+pub const RELEASED_BY_PROCTOR: &str =
+    "A proctor took this code away from this device: ask your proctor what to do";
+/// `rtcproctor-release-code` from a socket without the proctor key.
+pub const RELEASE_NEEDS_KEY: &str = "Releasing a code needs the proctor key";
 /// A request whose payload is not what the event needs.
 pub const MALFORMED_REQUEST: &str = "Malformed request";
 /// Too many events from one socket in a short time.
@@ -359,6 +438,22 @@ mod tests {
         assert!(!e.is_user_left());
         let back = serde_json::to_value(&e).unwrap();
         assert_eq!(back["remoteUserId"], "room1");
+    }
+
+    #[test]
+    fn listed_codes_read_the_stock_answer() {
+        let ack = vec![serde_json::json!([
+            {"sessionid": "a", "owner": "u1", "participants": ["u1"]},
+            {"sessionid": "b", "owner": "u2", "participants": ["u2"]},
+            {"owner": "broken"}
+        ])];
+        assert_eq!(listed_codes(&ack), Ok(vec!["a".into(), "b".into()]));
+        let refused = vec![Value::Null, serde_json::json!(PUBLIC_IDENTIFIER_MISSING)];
+        assert_eq!(
+            listed_codes(&refused),
+            Err(PUBLIC_IDENTIFIER_MISSING.into())
+        );
+        assert!(listed_codes(&[]).is_err());
     }
 
     #[test]

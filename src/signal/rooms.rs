@@ -64,6 +64,9 @@ pub struct Limits {
     pub failure_burst: f64,
     /// ...and how many more it earns per minute.
     pub failures_per_min: f64,
+    /// Most rooms in one `get-public-rooms` answer (the answer is also cut
+    /// at about `max_payload` bytes).
+    pub max_listed_rooms: usize,
 }
 
 impl Default for Limits {
@@ -77,6 +80,7 @@ impl Default for Limits {
             event_burst: 200.0,
             failure_burst: 20.0,
             failures_per_min: 20.0,
+            max_listed_rooms: 1000,
         }
     }
 }
@@ -247,6 +251,8 @@ pub struct Registry {
     open_viewing: bool,
     limits: Limits,
     failures: HashMap<IpAddr, TokenBucket>,
+    /// (code, userid) a proctor released, and until when it stays out.
+    released: HashMap<(String, String), Instant>,
 }
 
 /// Event names a socket may not pick as its relay event.
@@ -256,9 +262,12 @@ const RESERVED_EVENTS: &[&str] = &[
     p::EXTRA_DATA_UPDATED,
     p::DISCONNECT_WITH,
     p::CHECK_PRESENCE,
+    p::GET_PUBLIC_ROOMS,
     p::USER_CONNECTED,
     p::USER_DISCONNECTED,
     p::USERID_ALREADY_TAKEN,
+    p::CODE_CONFLICT,
+    p::RELEASE_CODE,
     p::SET_IS_INITIATOR_TRUE,
     p::DISCONNECT,
     "connect",
@@ -319,6 +328,7 @@ impl Registry {
             open_viewing,
             limits,
             failures: HashMap::new(),
+            released: HashMap::new(),
         }
     }
 
@@ -573,12 +583,22 @@ impl Registry {
             }
             return (fail(p::NOT_ON_ROSTER), vec![]);
         }
-        let effects = self.leave_rooms(&userid, false);
+        self.released.retain(|_, until| *until > now);
         if self
+            .released
+            .contains_key(&(req.sessionid.clone(), userid.clone()))
+        {
+            return (fail(p::RELEASED_BY_PROCTOR), vec![]);
+        }
+        let mut effects = self.leave_rooms(&userid, false);
+        if let Some(room) = self
             .rooms
             .get(&req.sessionid)
-            .is_some_and(|r| !r.participants.is_empty())
+            .filter(|r| !r.participants.is_empty())
         {
+            if room.owner != userid && self.users.contains_key(&room.owner) {
+                effects.extend(self.conflict_notices(room, &req.sessionid));
+            }
             return (fail(p::ROOM_NOT_AVAILABLE), effects);
         }
         let Some(user) = self.users.get_mut(&userid) else {
@@ -596,6 +616,49 @@ impl Registry {
             extra: req.extra.clone(),
         };
         self.rooms.insert(req.sessionid.clone(), room);
+        (vec![json!(true)], effects)
+    }
+
+    /// Tell the proctors watching `room` that another device tried to go
+    /// live on its code: with a roster, a student who learned a classmate's
+    /// code can still go live on it first, and this is how the proctor
+    /// finds out (the real student's page keeps retrying).
+    fn conflict_notices(&self, room: &Room, code: &str) -> Vec<Effect> {
+        room.participants
+            .iter()
+            .filter(|v| **v != room.owner)
+            .filter_map(|v| self.users.get(v))
+            .filter(|u| u.key == KeyStatus::Valid)
+            .map(|u| emit(u.sid, p::CODE_CONFLICT, vec![json!({ "code": code })]))
+            .collect()
+    }
+
+    /// `rtcproctor-release-code`: a proctor takes a live code away from the
+    /// device publishing it (see [`p::RELEASE_CODE`]). Returns the ack
+    /// arguments and the effects (the publisher is forgotten, its viewers
+    /// told, its socket closed).
+    pub fn release_code(
+        &mut self,
+        sid: Sid,
+        code: &str,
+        now: Instant,
+    ) -> (Vec<Value>, Vec<Effect>) {
+        let fail = |reason: &str| vec![json!(false), json!(reason)];
+        match self.caller(sid) {
+            Some((_, _, KeyStatus::Valid)) => {}
+            Some(_) => return (fail(p::RELEASE_NEEDS_KEY), vec![]),
+            None => return (fail(p::ROOM_NOT_AVAILABLE), vec![]),
+        }
+        let Some(owner) = self.rooms.get(code).map(|r| r.owner.clone()) else {
+            return (fail(p::ROOM_NOT_AVAILABLE), vec![]);
+        };
+        let Some(owner_sid) = self.users.get(&owner).map(|u| u.sid) else {
+            return (fail(p::ROOM_NOT_AVAILABLE), vec![]);
+        };
+        self.released
+            .insert((code.to_string(), owner), now + p::RELEASE_FOR);
+        let mut effects = self.disconnect(owner_sid);
+        effects.push(Effect::Disconnect(owner_sid));
         (vec![json!(true)], effects)
     }
 
@@ -844,6 +907,60 @@ impl Registry {
         }
     }
 
+    /// `get-public-rooms`: the ack arguments. Proctors (sockets that may
+    /// view) get every live room in the stock answer's shape, whatever its
+    /// identifier, bounded by `max_listed_rooms` and about `max_payload`
+    /// bytes; anyone else gets a refusal, so a student never learns another
+    /// student's code (see the protocol notes, "Listing live rooms").
+    pub fn public_rooms(&self, sid: Sid, identifier: Option<&str>) -> Vec<Value> {
+        let refuse = |reason: &str| vec![Value::Null, json!(reason)];
+        let may_view = self
+            .sids
+            .get(&sid)
+            .and_then(|u| self.users.get(u))
+            .is_some_and(|u| self.may_view(u.key));
+        if !may_view {
+            return refuse(p::LISTING_NEEDS_PROCTOR_KEY);
+        }
+        if identifier.is_none_or(|i| i.trim().is_empty()) {
+            return refuse(p::PUBLIC_IDENTIFIER_MISSING);
+        }
+        let mut codes: Vec<&String> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| self.users.contains_key(&r.owner))
+            .map(|(code, _)| code)
+            .collect();
+        codes.sort();
+        let budget = usize::try_from(self.limits.max_payload).unwrap_or(usize::MAX);
+        let mut used = 0;
+        let mut list = Vec::new();
+        for code in codes.into_iter().take(self.limits.max_listed_rooms) {
+            let room = &self.rooms[code];
+            let entry = json!({
+                "maxParticipantsAllowed": room.max_participants,
+                "owner": room.owner,
+                "participants": room.participants,
+                "extra": room.extra,
+                "session": room.session,
+                "sessionid": code,
+                "isRoomFull": room.participants.len() >= room.max_participants,
+                "isPasswordProtected": room.password.is_some(),
+            });
+            used += serde_json::to_vec(&entry).map_or(budget, |v| v.len() + 1);
+            if used > budget {
+                tracing::warn!(
+                    listed = list.len(),
+                    rooms = self.rooms.len(),
+                    "get-public-rooms: answer cut at {budget} bytes"
+                );
+                break;
+            }
+            list.push(entry);
+        }
+        vec![Value::Array(list)]
+    }
+
     /// A socket went away: tell its peers, close or leave its rooms, forget it.
     pub fn disconnect(&mut self, sid: Sid) -> Vec<Effect> {
         let Some(userid) = self.sids.remove(&sid) else {
@@ -1002,6 +1119,77 @@ mod tests {
         );
     }
 
+    /// A second device opening a live code is refused, and only the keyed
+    /// viewers of that room hear about it (not the owner, not other rooms).
+    #[test]
+    fn a_second_device_on_a_live_code_alerts_its_proctors() {
+        let mut w = World::new(Limits::default(), true);
+        let s = w.connect("stu", KeyStatus::Missing);
+        let other = w.connect("stu2", KeyStatus::Missing);
+        let m = w.connect("mon", KeyStatus::Valid);
+        let open = w.connect("openviewer", KeyStatus::Missing);
+        let m2 = w.connect("mon2", KeyStatus::Valid);
+        w.reg.open_room(s, room("c"), w.now);
+        w.reg.open_room(other, room("d"), w.now);
+        assert_eq!(w.reg.join_room(m, room("c"), w.now).0, vec![json!(true)]);
+        assert_eq!(w.reg.join_room(open, room("c"), w.now).0, vec![json!(true)]);
+        assert_eq!(w.reg.join_room(m2, room("d"), w.now).0, vec![json!(true)]);
+
+        let intruder = w.connect("intruder", KeyStatus::Missing);
+        let (ack, fx) = w.reg.open_room(intruder, room("c"), w.now);
+        assert_eq!(ack, vec![json!(false), json!(p::ROOM_NOT_AVAILABLE)]);
+        assert_eq!(
+            emits_to(&fx, m),
+            vec![(p::CODE_CONFLICT.to_string(), vec![json!({"code": "c"})])]
+        );
+        for quiet in [s, open, m2, intruder, other] {
+            assert!(emits_to(&fx, quiet).is_empty(), "{fx:?}");
+        }
+        // The owner re-opening its own code is no conflict.
+        let (_, fx) = w.reg.open_room(s, room("c"), w.now);
+        assert!(emits_to(&fx, m).is_empty(), "{fx:?}");
+    }
+
+    /// A proctor takes a live code away from the device holding it: the
+    /// viewers hear it left, that device stays off the code, another device
+    /// gets it. Only a keyed socket may do this.
+    #[test]
+    fn a_proctor_releases_a_code_from_a_device() {
+        let mut w = World::new(Limits::default(), true);
+        let squatter = w.connect("squatter", KeyStatus::Missing);
+        let m = w.connect("mon", KeyStatus::Valid);
+        let open = w.connect("openviewer", KeyStatus::Missing);
+        w.reg.open_room(squatter, room("c"), w.now);
+        w.reg.join_room(m, room("c"), w.now);
+        w.reg.join_room(open, room("c"), w.now);
+        let needs_key = vec![json!(false), json!(p::RELEASE_NEEDS_KEY)];
+        assert_eq!(w.reg.release_code(open, "c", w.now).0, needs_key);
+        assert_eq!(w.reg.release_code(squatter, "c", w.now).0, needs_key);
+        assert_eq!(
+            w.reg.release_code(m, "nope", w.now).0[1],
+            json!(p::ROOM_NOT_AVAILABLE)
+        );
+
+        let (ack, fx) = w.reg.release_code(m, "c", w.now);
+        assert_eq!(ack, vec![json!(true)]);
+        assert!(fx.contains(&Effect::Disconnect(squatter)), "{fx:?}");
+        // The squatter's page reconnects with its stored userid: refused.
+        let again = w.connect("squatter", KeyStatus::Missing);
+        assert_eq!(
+            w.reg.open_room(again, room("c"), w.now).0,
+            vec![json!(false), json!(p::RELEASED_BY_PROCTOR)]
+        );
+        // The real student gets the code; the ban ends with RELEASE_FOR.
+        let real = w.connect("real", KeyStatus::Missing);
+        assert_eq!(w.reg.open_room(real, room("c"), w.now).0, vec![json!(true)]);
+        w.reg.disconnect(real);
+        let later = w.now + p::RELEASE_FOR + std::time::Duration::from_secs(1);
+        assert_eq!(
+            w.reg.open_room(again, room("c"), later).0,
+            vec![json!(true)]
+        );
+    }
+
     #[test]
     fn viewing_needs_the_key_unless_open() {
         let mut w = World::new(Limits::default(), false);
@@ -1026,6 +1214,54 @@ mod tests {
         w.reg.open_room(s, room("c"), w.now);
         let x = w.connect("x", KeyStatus::Missing);
         assert_eq!(w.reg.join_room(x, room("c"), w.now).0, vec![json!(true)]);
+    }
+
+    #[test]
+    fn only_proctors_list_live_rooms_and_the_list_is_bounded() {
+        let limits = Limits {
+            max_listed_rooms: 2,
+            ..Limits::default()
+        };
+        let mut w = World::new(limits, false);
+        let a = w.connect("a", KeyStatus::Missing);
+        let b = w.connect("b", KeyStatus::Missing);
+        let c = w.connect("c", KeyStatus::Missing);
+        w.reg.open_room(b, room("rb"), w.now);
+        w.reg.open_room(a, room("ra"), w.now);
+        w.reg.open_room(c, room("rc"), w.now);
+        let m = w.connect("m", KeyStatus::Valid);
+        let wrong = w.connect("w", KeyStatus::Wrong);
+        // Students (and wrong keys) learn nothing, not even that rooms exist.
+        for s in [a, wrong] {
+            assert_eq!(
+                w.reg.public_rooms(s, Some(p::PUBLIC_ROOM_IDENTIFIER)),
+                vec![Value::Null, json!(p::LISTING_NEEDS_PROCTOR_KEY)]
+            );
+        }
+        assert_eq!(
+            w.reg.public_rooms(m, Some(" ")),
+            vec![Value::Null, json!(p::PUBLIC_IDENTIFIER_MISSING)]
+        );
+        // A proctor gets the stock shape, in code order, capped.
+        let ack = w.reg.public_rooms(m, Some(p::PUBLIC_ROOM_IDENTIFIER));
+        assert_eq!(p::listed_codes(&ack), Ok(vec!["ra".into(), "rb".into()]));
+        let first = &ack[0][0];
+        assert_eq!(first["owner"], json!("a"));
+        assert_eq!(first["participants"], json!(["a"]));
+        assert_eq!(first["isRoomFull"], json!(false));
+        assert_eq!(first["isPasswordProtected"], json!(false));
+        assert_eq!(first["session"]["oneway"], json!(true));
+        // A room whose publisher left is not live.
+        w.reg.disconnect(a);
+        let ack = w.reg.public_rooms(m, Some("anything"));
+        assert_eq!(p::listed_codes(&ack), Ok(vec!["rb".into(), "rc".into()]));
+
+        // With open viewing anyone may list (like the stock server).
+        let mut w = World::new(Limits::default(), true);
+        let s = w.connect("s", KeyStatus::Missing);
+        w.reg.open_room(s, room("x"), w.now);
+        let ack = w.reg.public_rooms(s, Some("id"));
+        assert_eq!(p::listed_codes(&ack), Ok(vec!["x".into()]));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod pattern;
 pub mod peer;
 pub mod source;
 pub mod student;
+pub mod tone;
 
 use std::time::Duration;
 
@@ -123,6 +124,13 @@ pub fn configs_from_args(args: &StudentArgs) -> Result<Vec<StudentConfig>> {
             args.fps
         )));
     }
+    if let Some(hz) = args.tone
+        && !tone::TONE_HZ.contains(&hz)
+    {
+        return Err(Error::Invalid(format!(
+            "--tone {hz} is out of range; use 20 to 20000 Hz, e.g. --tone 440"
+        )));
+    }
     let tls = match (&args.server_cert_sha256, args.insecure_loopback) {
         (Some(pin), _) => ClientTls::PinSha256(pin.clone()),
         (None, true) => ClientTls::InsecureLoopback,
@@ -167,19 +175,17 @@ pub fn configs_from_args(args: &StudentArgs) -> Result<Vec<StudentConfig>> {
             schedule.phase = i as f64 / args.count as f64;
         }
         out.push(StudentConfig {
-            server: server.clone(),
             tls: tls.clone(),
-            code,
-            name,
-            userid: None,
             width,
             height,
             fps: args.fps,
             texture: args.texture,
             audio: !args.no_audio,
+            tone: args.tone,
             ice_servers: ice_servers.clone(),
             udp_bind: vec![args.udp_bind.clone()],
             schedule,
+            ..StudentConfig::new(server.clone(), &code, &name)
         });
     }
     Ok(out)
@@ -265,6 +271,31 @@ mod tests {
             let e = parse_size(bad).expect_err(bad).to_string();
             assert!(e.contains("e.g. 320x240"), "{e}");
         }
+    }
+
+    #[test]
+    fn tone_defaults_to_440_and_is_checked() {
+        assert_eq!(configs_from_args(&args(&[])).expect("cfg")[0].tone, None);
+        let one = configs_from_args(&args(&["--tone"])).expect("cfg");
+        assert_eq!(one[0].tone, Some(440.0));
+        let one = configs_from_args(&args(&["--tone", "880"])).expect("cfg");
+        assert_eq!(one[0].tone, Some(880.0));
+        let e = configs_from_args(&args(&["--tone", "30000"])).expect_err("too high");
+        assert!(e.to_string().contains("e.g. --tone 440"), "{e}");
+        assert!(
+            crate::cli::Cli::try_parse_from([
+                "rtcproctor",
+                "student",
+                "--server",
+                "x",
+                "--code",
+                "C",
+                "--tone",
+                "--no-audio"
+            ])
+            .is_err(),
+            "a tone needs the audio track"
+        );
     }
 
     #[test]

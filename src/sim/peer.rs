@@ -12,7 +12,10 @@
 //!    after falling behind;
 //! 2. keyframe requests: PLI/FIR from the proctor (delivered by the
 //!    [`KeyframeRequests`] interceptor) ask the encoder for a keyframe;
-//! 3. audio: Opus silence, 60 ms per packet (no encoder needed).
+//! 3. audio: Opus silence, 60 ms per packet (no encoder needed), or with
+//!    `--tone` the student's [`ToneLoop`] packets round and round, 20 ms
+//!    each; every
+//!    packet carries its RFC 6464 audio level (silence: 127, the floor).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -35,9 +38,10 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use serde_json::{Value, json};
@@ -52,6 +56,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::source::VideoSource;
+use super::tone::ToneLoop;
 use crate::signal::client::SignalClient;
 use crate::{Error, Result};
 
@@ -83,7 +88,20 @@ pub struct PeerSetup {
     /// "127.0.0.1:0" (loopback only, for tests).
     pub udp_bind: Vec<String>,
     pub audio: bool,
+    /// The student's tone (`--tone`); None sends silence.
+    pub tone: Option<ToneLoop>,
 }
+
+impl PeerSetup {
+    /// Send this student's tone instead of silence.
+    pub fn with_tone(mut self, tone: Option<&ToneLoop>) -> Self {
+        self.tone = tone.cloned();
+        self
+    }
+}
+
+/// The level of digital silence in the audio-level extension (-127 dBov).
+const SILENCE_LEVEL: u8 = 127;
 
 /// What happened to a peer (for the student's loop).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +173,16 @@ impl Peer {
                         payload_type: 111,
                     },
                     RtpCodecKind::Audio,
+                )
+                .map_err(webrtc_err)?;
+            // The level meter's source, as Chromium offers it.
+            media
+                .register_header_extension(
+                    RTCRtpHeaderExtensionCapability {
+                        uri: crate::media::sdp::AUDIO_LEVEL_URI.into(),
+                    },
+                    RtpCodecKind::Audio,
+                    None,
                 )
                 .map_err(webrtc_err)?;
         }
@@ -237,6 +265,7 @@ impl Peer {
             let frames = video.subscribe();
             let keyframe = video.keyframe_requester();
             let interval = video.frame_interval();
+            let tone = setup.tone.clone();
             tokio::spawn(async move {
                 if connected.wait_for(|c| *c).await.is_err() {
                     return;
@@ -251,8 +280,14 @@ impl Peer {
                     )),
                     tokio::spawn(watch_keyframe_requests(video_track, keyframe)),
                 ];
-                if let Some((track, sender)) = audio {
-                    started.push(tokio::spawn(pump_silence(track, sender)));
+                match (audio, tone) {
+                    (Some((track, sender)), Some(tone)) => {
+                        started.push(tokio::spawn(pump_tone(track, sender, tone)));
+                    }
+                    (Some((track, sender)), None) => {
+                        started.push(tokio::spawn(pump_silence(track, sender)));
+                    }
+                    (None, _) => {}
                 }
                 if let Ok(mut t) = tasks.lock() {
                     t.extend(started);
@@ -342,6 +377,36 @@ fn local_track(
     .map_err(webrtc_err)
 }
 
+/// Whether the proctor's answer accepted the audio-level extension. The
+/// track writes the extension under the id it had at offer time even when
+/// the answer left it out, and a receiver that did not negotiate that id
+/// may take it for another extension and drop the packets; so it is only
+/// written when negotiated.
+async fn audio_level_negotiated(sender: &Arc<dyn RtpSender>) -> bool {
+    sender.get_parameters().await.is_ok_and(|p| {
+        p.rtp_parameters
+            .header_extensions
+            .iter()
+            .any(|e| e.uri == crate::media::sdp::AUDIO_LEVEL_URI)
+    })
+}
+
+/// Write one audio sample, with its level when the answer accepted the
+/// extension.
+async fn write_audio(
+    track: &TrackLocalStaticSample,
+    (ssrc, pt): (u32, u8),
+    sample: &Sample,
+    level: Option<AudioLevelExtension>,
+) -> bool {
+    let writer = track.sample_writer(ssrc, pt);
+    let writer = match level {
+        Some(l) => writer.with_audio_level(l),
+        None => writer,
+    };
+    writer.write_sample(sample).await.is_ok()
+}
+
 /// The SSRC and negotiated payload type to write with.
 async fn send_params(
     track: &TrackLocalStaticSample,
@@ -414,6 +479,7 @@ async fn pump_silence(track: Arc<TrackLocalStaticSample>, sender: Arc<dyn RtpSen
         tracing::warn!("audio sender has no negotiated codec");
         return;
     };
+    let with_level = audio_level_negotiated(&sender).await;
     let data = Bytes::from_static(&OPUS_SILENCE_60MS);
     let mut tick = tokio::time::interval(AUDIO_PACKET);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -424,12 +490,38 @@ async fn pump_silence(track: Arc<TrackLocalStaticSample>, sender: Arc<dyn RtpSen
             duration: AUDIO_PACKET,
             ..Sample::new(Instant::now())
         };
-        if track
-            .sample_writer(ssrc, pt)
-            .write_sample(&sample)
-            .await
-            .is_err()
-        {
+        let level = with_level.then_some(AudioLevelExtension {
+            level: SILENCE_LEVEL,
+            voice: false,
+        });
+        if !write_audio(&track, (ssrc, pt), &sample, level).await {
+            return;
+        }
+    }
+}
+
+/// Send the student's tone round and round, one packet per frame, each with
+/// its level.
+async fn pump_tone(track: Arc<TrackLocalStaticSample>, sender: Arc<dyn RtpSender>, tone: ToneLoop) {
+    let Some((ssrc, pt)) = send_params(&track, &sender).await else {
+        tracing::warn!("audio sender has no negotiated codec");
+        return;
+    };
+    let with_level = audio_level_negotiated(&sender).await;
+    let mut tick = tokio::time::interval(super::tone::FRAME);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for packet in tone.packets().iter().cycle() {
+        tick.tick().await;
+        let sample = Sample {
+            data: packet.data.clone(),
+            duration: super::tone::FRAME,
+            ..Sample::new(Instant::now())
+        };
+        let level = with_level.then_some(AudioLevelExtension {
+            level: packet.level,
+            voice: packet.voice,
+        });
+        if !write_audio(&track, (ssrc, pt), &sample, level).await {
             return;
         }
     }

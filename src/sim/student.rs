@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::peer::{Peer, PeerEvent, PeerSetup};
 use super::source::{VideoSource, unix_ms};
+use super::tone::ToneLoop;
 use crate::Result;
 use crate::signal::client::{Backoff, ClientConfig, ClientEvent, ClientTls, SignalClient};
 use crate::signal::protocol::{
@@ -53,8 +54,13 @@ pub struct StudentConfig {
     pub fps: u32,
     /// Camera-like texture and noise (benchmarks): see `Pattern::with_texture`.
     pub texture: bool,
-    /// Send an Opus (silence) track besides the video, like the page.
+    /// Send an Opus track besides the video, like the page: silence, or
+    /// with `tone` a pulsing tone at that frequency (Hz).
     pub audio: bool,
+    pub tone: Option<f32>,
+    /// `open-room`'s `identifier`: empty like RTCProctor's page; set, the
+    /// stock server lists the room under it (`get-public-rooms`).
+    pub identifier: String,
     pub ice_servers: Vec<RTCIceServer>,
     /// Local UDP addresses for ICE ("0.0.0.0:0", or "127.0.0.1:0" in tests).
     pub udp_bind: Vec<String>,
@@ -78,6 +84,8 @@ impl StudentConfig {
             fps: 5,
             texture: false,
             audio: true,
+            tone: None,
+            identifier: String::new(),
             ice_servers: Vec::new(),
             udp_bind: vec!["0.0.0.0:0".to_string()],
             schedule: Schedule::default(),
@@ -152,7 +160,12 @@ pub async fn run(
     events: Option<mpsc::Sender<StudentEvent>>,
 ) -> Result<()> {
     let video = VideoSource::start(cfg.width, cfg.height, cfg.fps, &cfg.name, cfg.texture)?;
+    let tone = match cfg.tone.filter(|_| cfg.audio) {
+        Some(hz) => Some(ToneLoop::new(hz)?),
+        None => None,
+    };
     let mut student = Student {
+        tone,
         userid: cfg.userid.clone().unwrap_or_else(new_userid),
         extra: json!({ EXTRA_NAME: cfg.name }),
         msg_id: 0,
@@ -200,6 +213,8 @@ struct Student {
     extra: Value,
     msg_id: u64,
     video: VideoSource,
+    /// The tone (`--tone`); None: silence.
+    tone: Option<ToneLoop>,
     peers: HashMap<String, Peer>,
     /// Last `extra` seen per proctor: the server repeats updates.
     last_from: HashMap<String, Value>,
@@ -371,7 +386,9 @@ impl Student {
                 ice_servers: self.cfg.ice_servers.clone(),
                 udp_bind: self.cfg.udp_bind.clone(),
                 audio: self.cfg.audio,
-            };
+                tone: None,
+            }
+            .with_tone(self.tone.as_ref());
             match Peer::offer(setup, &self.video, peer_tx.clone()).await {
                 Ok(peer) => {
                     self.peers.insert(sender.clone(), peer);
@@ -499,7 +516,7 @@ impl Student {
             },
             "streams": [{"streamid": format!("{}-stream", self.userid), "tracks": if self.cfg.audio { 2 } else { 1 }}],
             "extra": self.extra,
-            "identifier": "",
+            "identifier": self.cfg.identifier,
             "password": "",
         })
     }

@@ -73,6 +73,8 @@ pub enum EntryKind {
         #[serde(default)]
         problem: Option<CameraProblem>,
     },
+    /// Another device tried to go live on this student's code.
+    CodeConflict { student: String },
     /// A snapshot file, relative to the session directory.
     Snapshot {
         student: String,
@@ -179,6 +181,12 @@ impl Entry {
                 EntryKind::Camera {
                     student: student.0.clone(),
                     problem: *problem,
+                },
+            ),
+            EngineEvent::CodeConflict { student, at } => (
+                unix_ms(*at),
+                EntryKind::CodeConflict {
+                    student: student.0.clone(),
                 },
             ),
             EngineEvent::FrameReady { .. }

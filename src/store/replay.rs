@@ -66,6 +66,8 @@ pub struct StudentSummary {
     pub snapshots: Vec<Snapshot>,
     /// Camera problems (black, frozen) and recoveries, in order.
     pub camera: Vec<(u64, Option<crate::media::camera_check::CameraProblem>)>,
+    /// When another device tried to go live on this student's code.
+    pub code_conflicts: Vec<u64>,
 }
 
 impl StudentSummary {
@@ -81,6 +83,7 @@ impl StudentSummary {
             proctor_attention: Vec::new(),
             snapshots: Vec::new(),
             camera: Vec::new(),
+            code_conflicts: Vec::new(),
         }
     }
 
@@ -319,6 +322,10 @@ impl SessionSummary {
                 EntryKind::Camera { student, problem } => {
                     let i = ensure(student, "", &mut students, &mut index);
                     students[i].camera.push((t, *problem));
+                }
+                EntryKind::CodeConflict { student } => {
+                    let i = ensure(student, "", &mut students, &mut index);
+                    students[i].code_conflicts.push(t);
                 }
                 EntryKind::Stats { .. } | EntryKind::Action { .. } => {}
             }

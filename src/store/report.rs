@@ -276,6 +276,8 @@ th{{background:#f6f8fa}} td:last-child{{width:40%;min-width:200px}} td.n{{text-a
             && st.attention.is_empty()
             && st.snapshots.is_empty()
             && st.proctor_attention.is_empty()
+            && st.camera.is_empty()
+            && st.code_conflicts.is_empty()
         {
             continue;
         }
@@ -311,6 +313,9 @@ th{{background:#f6f8fa}} td:last-child{{width:40%;min-width:200px}} td.n{{text-a
                 );
             }
             h.push_str("</table>");
+        }
+        if !st.camera.is_empty() || !st.code_conflicts.is_empty() {
+            h.push_str(&warnings_table(st));
         }
         if !st.chat.is_empty() {
             h.push_str("<h3>Chat</h3><table class=\"chat\">");
@@ -367,6 +372,36 @@ th{{background:#f6f8fa}} td:last-child{{width:40%;min-width:200px}} td.n{{text-a
         h.push_str("</section>\n");
     }
     h.push_str("<p class=\"meta\">Made by rtcproctor report. Times are UTC.</p></body></html>\n");
+    h
+}
+
+/// Camera problems and code conflicts of one student, in time order.
+fn warnings_table(st: &StudentSummary) -> String {
+    use crate::media::camera_check::CameraProblem;
+    let mut rows: Vec<(u64, &str)> = st
+        .camera
+        .iter()
+        .map(|(t, p)| {
+            let what = match p {
+                Some(CameraProblem::Black) => "camera turned black",
+                Some(CameraProblem::Frozen) => "picture froze",
+                None => "picture fine again",
+            };
+            (*t, what)
+        })
+        .chain(st.code_conflicts.iter().map(|t| {
+            (
+                *t,
+                "another device tried to go live on this code (a second device, or someone who knows the code)",
+            )
+        }))
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    let mut h = String::from("<h3>Warnings</h3><table class=\"warn\">");
+    for (t, what) in rows {
+        let _ = write!(h, "<tr><td>{}</td><td>{what}</td></tr>", fmt_clock(t));
+    }
+    h.push_str("</table>");
     h
 }
 
@@ -531,10 +566,28 @@ mod tests {
                     raised: true,
                 },
             ),
+            at(
+                4_000,
+                EntryKind::CodeConflict {
+                    student: "s2".into(),
+                },
+            ),
+            at(
+                5_000,
+                EntryKind::Camera {
+                    student: "s1".into(),
+                    problem: Some(crate::media::camera_check::CameraProblem::Black),
+                },
+            ),
             at(9_000, EntryKind::End),
         ]);
         let s = SessionSummary::from_records(&[rec]);
         let html = html_report(&s, Path::new("/nonexistent"));
+        assert!(
+            html.contains("another device tried to go live"),
+            "conflict shown"
+        );
+        assert!(html.contains("camera turned black"), "camera problem shown");
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;\\u{1b}[2J"));
         assert!(html.contains("never"), "unanswered attention shown");

@@ -26,6 +26,8 @@ use crate::roster::{Roster, Student};
 pub const CHAT_HISTORY: usize = 500;
 /// Snapshot paths remembered per student (the record keeps them all).
 const SNAPSHOT_HISTORY: usize = 200;
+/// How long a tile keeps its CODE CONFLICT badge after the last report.
+pub const CONFLICT_SHOWN_FOR: Duration = Duration::from_secs(30);
 /// How long a notice stays in the footer.
 pub const NOTICE_FOR: Duration = Duration::from_secs(6);
 /// Half period of the attention flash.
@@ -96,6 +98,8 @@ pub struct Tile {
     /// Snapshot files of this student, oldest first (this run and, after a
     /// resume, the recorded session's).
     pub snapshots: Vec<String>,
+    /// When another device last tried to go live on this student's code.
+    pub code_conflict: Option<SystemTime>,
     /// When a student who was live stopped being live (None while live,
     /// and for a student not seen live yet).
     away_since: Option<SystemTime>,
@@ -118,6 +122,7 @@ impl Tile {
             chat: Vec::new(),
             camera: None,
             snapshots: Vec::new(),
+            code_conflict: None,
             away_since: None,
         }
     }
@@ -125,6 +130,13 @@ impl Tile {
     /// What the tile's title shows.
     pub fn label(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.id.0)
+    }
+
+    /// True while another device keeps trying this student's code (the
+    /// engine repeats the event every ~10 s while it goes on).
+    pub fn conflict_active(&self, now: SystemTime) -> bool {
+        self.code_conflict
+            .is_some_and(|t| now.duration_since(t).unwrap_or_default() < CONFLICT_SHOWN_FOR)
     }
 
     /// True if the student is not streaming.
@@ -161,6 +173,10 @@ pub enum Overlay {
     },
     /// "Quit? y/N".
     ConfirmQuit,
+    /// "Take this student's code from the device live on it? y/N".
+    ConfirmRelease {
+        student: usize,
+    },
 }
 
 /// Where typed keys go.
@@ -536,6 +552,30 @@ impl App {
                 );
             }
             EngineEvent::Notice { text } => self.set_notice(&sanitize::clean(&text), false),
+            EngineEvent::CodeConflict { student, at } => {
+                let i = self.ensure(&student);
+                let fresh = !self.tiles[i].conflict_active(at);
+                self.tiles[i].code_conflict = Some(at);
+                if fresh {
+                    let who = self.tiles[i].label().to_string();
+                    if self.options.bell {
+                        out.push(Command::Bell);
+                    }
+                    if self.options.osc_notify || self.options.desktop_notify {
+                        out.push(Command::Notify {
+                            title: "rtcproctor: code conflict".into(),
+                            body: format!("another device tried to go live on {who}'s code"),
+                        });
+                    }
+                    self.set_notice(
+                        &format!(
+                            "another device tried to go live on {who}'s code: is the face on the tile {who}?"
+                        ),
+                        true,
+                    );
+                }
+                self.dirty = true;
+            }
             EngineEvent::Camera { student, problem } => {
                 let i = self.ensure(&student);
                 self.tiles[i].camera = problem;
@@ -652,6 +692,19 @@ impl App {
                 self.overlay = Overlay::None;
                 if matches!(key.code, KeyCode::Char('y' | 'Y')) {
                     self.quit(out);
+                }
+                return;
+            }
+            Overlay::ConfirmRelease { student } => {
+                self.overlay = Overlay::None;
+                if matches!(key.code, KeyCode::Char('y' | 'Y')) {
+                    let t = &mut self.tiles[student];
+                    t.code_conflict = None;
+                    out.push(Command::Engine(EngineCommand::ReleaseCode {
+                        student: t.id.clone(),
+                    }));
+                    let msg = format!("releasing {}'s code…", t.label());
+                    self.set_notice(&msg, false);
                 }
                 return;
             }
@@ -868,6 +921,13 @@ impl App {
                     }));
                 }
             }
+            Action::ReleaseCode => match self.chat_target() {
+                Some(i) if !self.tiles[i].off_air() => {
+                    self.overlay = Overlay::ConfirmRelease { student: i }
+                }
+                Some(_) => self.set_notice("nobody is live on this code", false),
+                None => {}
+            },
             Action::Help => self.overlay = Overlay::Help,
             Action::Quit => self.overlay = Overlay::ConfirmQuit,
             Action::ForceQuit => self.quit(out),

@@ -289,6 +289,15 @@ async fn run(
                             students.push(FakeStudent { id, kind: students.len(), state: StreamState::Joining, seq: 0 });
                         }
                     }
+                    EngineCommand::ReleaseCode { student } => {
+                        // As with the real server: the device is dropped and
+                        // the real student's page gets in a moment later.
+                        let _ = tx.send(EngineEvent::State { student: student.clone(), state: StreamState::Left, since: at }).await;
+                        let _ = tx.send(EngineEvent::Notice { text: format!("{student}: code released") }).await;
+                        pending.push((Instant::now() + Duration::from_secs(2), EngineEvent::State {
+                            student, state: StreamState::Live, since: at,
+                        }));
+                    }
                     EngineCommand::Shutdown => break,
                 }
             }

@@ -117,6 +117,7 @@ impl Default for Keymap {
             ("o", OffAirList),
             ("/", Filter),
             ("s", Snapshot),
+            ("R", ReleaseCode),
             ("?", Help),
             ("q", Quit),
             ("ctrl-c", ForceQuit),

@@ -219,7 +219,10 @@ pub fn default_snapshot_dir() -> PathBuf {
 /// roster file's students (extended with generated ones up to N).
 pub async fn run_fake_monitor(args: MonitorArgs) -> Result<()> {
     let live = args.dashboard.fake_engine.unwrap_or(6);
-    let mut roster = Roster::load(&args.roster)?;
+    let mut roster = match &args.roster {
+        Some(path) => Roster::load(path)?,
+        None => Roster::default(),
+    };
     let extra = fake::roster(live.saturating_sub(roster.len()) + roster.len());
     for s in extra.students {
         if roster.len() >= live {
@@ -653,7 +656,11 @@ impl Loop<'_> {
                 _ = tokio::time::sleep_until(wake.unwrap_or(far).into()), if wake.is_some() => {}
                 _ = tokio::time::sleep_until(end.unwrap_or(far).into()), if end.is_some() => return Ok(()),
             }
+            // A key answers at once: the frame-rate cap is for pictures, and
+            // waiting for it added up to 1/max_fps to every key press.
+            let mut typed = false;
             for msg in batch.drain(..) {
+                typed |= matches!(msg, Msg::Key(_) | Msg::Paste(_) | Msg::Resize(..));
                 let cmds = app.update(msg);
                 if self.dispatch(app, cmds).await? {
                     return Ok(());
@@ -663,7 +670,7 @@ impl Loop<'_> {
             let due = app.dirty || self.thumbs.deferred.is_some_and(|d| d <= now);
             if due && opts.bench.no_draw {
                 app.dirty = false;
-            } else if due && last_draw.is_none_or(|l| now >= l + min_gap) {
+            } else if due && (typed || last_draw.is_none_or(|l| now >= l + min_gap)) {
                 self.draw(app, opts.bench.full_redraw)?;
                 last_draw = Some(now);
             }

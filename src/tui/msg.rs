@@ -69,6 +69,9 @@ pub enum Action {
     Filter,
     /// Save a snapshot of the selected student's picture.
     Snapshot,
+    /// Take the selected student's code away from the device live on it
+    /// (asks for confirmation; answers a code conflict).
+    ReleaseCode,
     /// Show every key.
     Help,
     /// Quit (asks for confirmation).

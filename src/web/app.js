@@ -579,7 +579,7 @@
     let detail;
     if (refusal === 'taken' || refusal === 'Room not available') {
       detail =
-        'The server still holds your previous connection for this code (or the code is live on another device). Trying again…';
+        'This code is already live on another device, or your previous connection is still closing. If that other device is not yours, tell your proctor (they are alerted). Trying again…';
     } else if (!transientRefusal(refusal)) {
       detail = cleanText(refusal, 300) + ' Trying again…';
     } else if (!S.everLive) {

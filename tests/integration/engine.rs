@@ -875,6 +875,86 @@ async fn engine_watches_a_student_through_our_server() {
     server.shutdown().await;
 }
 
+/// Someone else tries to go live on a code that is live: they are refused
+/// and the proctor watching the code hears about it (once, although the
+/// intruder retries), while the stream goes on. Then the proctor decides
+/// the device on the code is the wrong one and releases the code: that
+/// device is dropped and another one goes live on the code and is watched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_device_on_a_live_code_alerts_the_proctor() {
+    use rtcproctor::signal::server::{ServerConfig, start};
+    let server = start(ServerConfig::loopback()).await.unwrap();
+    let url = url::Url::parse(server.base_url()).unwrap();
+    let key = server.proctor_key().to_string();
+    timeout(Duration::from_secs(90), async {
+        let mut engine = start_engine(&url, Some(&key), "s1\tcode-one\n");
+        let s1 = StudentId("s1".into());
+        let _student = Student::go_live(&url, "code-one").await;
+        wait_for(&mut engine, "s1 live", |e| {
+            is_state(e, "s1", StreamState::Live)
+        })
+        .await;
+
+        let mut cfg = ClientConfig::rtcproctor(url.clone(), "intruder", "code-one");
+        cfg.tls = ClientTls::InsecureLoopback;
+        let (intruder, _events) = SignalClient::connect(cfg).await.unwrap();
+        let open = json!({
+            "sessionid": "code-one",
+            "session": {"audio": true, "video": true, "oneway": true},
+            "extra": {}, "identifier": "", "password": "",
+        });
+        for _ in 0..3 {
+            let ack = intruder
+                .emit_with_ack("open-room", vec![open.clone()], Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(ack, vec![json!(false), json!("Room not available")]);
+        }
+        let e = wait_for(&mut engine, "code conflict", |e| {
+            matches!(e, EngineEvent::CodeConflict { .. })
+        })
+        .await;
+        assert!(matches!(e, EngineEvent::CodeConflict { student, .. } if student == s1));
+        // Throttled: the two retries right after make no second event, and
+        // the real student's picture keeps coming.
+        let n = counter_above(&engine.frames, &s1, 0).await;
+        counter_above(&engine.frames, &s1, n + 2).await;
+        while let Ok(e) = engine.events.try_recv() {
+            assert!(!matches!(e, EngineEvent::CodeConflict { .. }), "{e:?}");
+        }
+        intruder.close().await;
+
+        engine
+            .commands
+            .send(EngineCommand::ReleaseCode {
+                student: s1.clone(),
+            })
+            .await
+            .unwrap();
+        wait_for(
+            &mut engine,
+            "released notice",
+            |e| matches!(e, EngineEvent::Notice { text } if text.contains("code released")),
+        )
+        .await;
+        wait_for(&mut engine, "s1 left", |e| {
+            is_state(e, "s1", StreamState::Left)
+        })
+        .await;
+        let _other = Student::go_live(&url, "code-one").await;
+        wait_for(&mut engine, "s1 live again", |e| {
+            is_state(e, "s1", StreamState::Live)
+        })
+        .await;
+        counter_above(&engine.frames, &s1, 0).await;
+        engine.commands.send(EngineCommand::Shutdown).await.unwrap();
+        while engine.events.recv().await.is_some() {}
+    })
+    .await
+    .expect("code conflict test timed out");
+    server.shutdown().await;
+}
+
 /// The synthetic student (`rtcproctor student`) through our server: the
 /// engine's thumbnail carries the pattern's marks (frame counter and send
 /// time), proctor chat reaches the student, and a second monitor watching
@@ -890,19 +970,11 @@ async fn engine_reads_the_synthetic_students_marks() {
     let cancel = tokio_util::sync::CancellationToken::new();
     let (sev_tx, mut sev) = mpsc::channel(256);
     let cfg = StudentConfig {
-        server: url.clone(),
         tls: ClientTls::InsecureLoopback,
-        code: "sim-code".into(),
-        name: "Sim".into(),
-        userid: None,
-        width: 320,
-        height: 240,
         fps: 10,
-        texture: false,
-        audio: true,
-        ice_servers: vec![],
         udp_bind: vec!["127.0.0.1:0".into()],
         schedule: Schedule::default(),
+        ..StudentConfig::new(url.clone(), "sim-code", "Sim")
     };
     let student = tokio::spawn(run(cfg, cancel.clone(), Some(sev_tx)));
     timeout(Duration::from_secs(60), async {

@@ -12,4 +12,6 @@ mod server;
 mod signal_client;
 mod stock_server;
 mod student;
+mod tone;
 mod tui;
+mod unknown;

@@ -125,6 +125,16 @@ fn student_page_works_with_rtcproctor_serve_in_open_viewing_mode() {
     ]);
 }
 
+/// The same with a browser that offers VP8 only.
+#[test]
+fn vp8_only_student_page_is_watched_by_our_headless_monitor() {
+    run_node(
+        &[],
+        "page-monitor.js",
+        &["--bin", env!("CARGO_BIN_EXE_rtcproctor"), "--vp8"],
+    );
+}
+
 #[test]
 fn student_page_is_watched_by_our_headless_monitor() {
     // `rtcproctor monitor --headless` with its embedded server decodes the

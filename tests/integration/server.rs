@@ -456,15 +456,21 @@ async fn rust_socketio_session() {
 
 /// The RTCMultiConnection 3.7 library itself (student and proctor, over a
 /// fake RTCPeerConnection) completes the RTCProctor flow on the stock server
-/// and on ours.
+/// and on ours; listing live rooms: the stock server lists only rooms opened
+/// with a public identifier (RTCProctor's page sets none), ours lists every
+/// live room to the proctor and none to the student.
 #[tokio::test]
 async fn rtcmulticonnection_library_on_stock_and_ours() {
     let stock = stock_server().await;
     let ours = loopback(|_| {}).await;
-    for url in [stock.url.as_str(), ours.base_url()] {
+    for (kind, url) in [("stock", stock.url.as_str()), ("ours", ours.base_url())] {
         let out = run_node(
             "rtcmc.js",
-            &[("SERVER_URL", url), ("PROCTOR_KEY", ours.proctor_key())],
+            &[
+                ("SERVER_URL", url),
+                ("PROCTOR_KEY", ours.proctor_key()),
+                ("SERVER_KIND", kind),
+            ],
         )
         .await;
         assert!(out.contains("rtcmc ok"), "{url}: {out}");

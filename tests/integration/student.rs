@@ -270,24 +270,31 @@ fn student_command_goes_live_and_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_rtcproctor_monitor_in_chromium_watches_the_synthetic_student() {
     let server = StockServer::start();
-    chromium_monitor_watches(&server.url()).await;
+    chromium_monitor_watches(&server.url(), None).await;
 }
 
 /// The same through our server, in its compatibility mode for the stock
-/// monitor page (open viewing: the page cannot send a proctor key).
+/// monitor page (open viewing: the page cannot send a proctor key), with
+/// the student's tone: Chromium decodes it and hears it (`audioLevel`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_rtcproctor_monitor_watches_the_synthetic_student_through_our_server() {
     let mut config = ServerConfig::loopback();
     config.open_viewing = true;
     let server = start_server(config).await.expect("our server");
-    chromium_monitor_watches(&url::Url::parse(server.base_url()).expect("url")).await;
+    chromium_monitor_watches(
+        &url::Url::parse(server.base_url()).expect("url"),
+        Some(440.0),
+    )
+    .await;
     server.shutdown().await;
 }
 
-async fn chromium_monitor_watches(server_url: &url::Url) {
+async fn chromium_monitor_watches(server_url: &url::Url, tone: Option<f32>) {
     let node_dir = crate::stock_server::node_dir();
     let started_ms = unix_ms();
-    let mut stu = start(config(server_url, "chromium-room", Schedule::default()));
+    let mut cfg = config(server_url, "chromium-room", Schedule::default());
+    cfg.tone = tone;
+    let mut stu = start(cfg);
     wait_event(&mut stu, "live", |e| matches!(e, StudentEvent::Live { .. })).await;
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/rtcmc_monitor.js");
@@ -336,6 +343,18 @@ async fn chromium_monitor_watches(server_url: &url::Url) {
         total > 0 && concealed < total / 2,
         "audio not decoded: {brief}"
     );
+    // Silence is silent; the tone is heard.
+    eprintln!("Chromium's audio stats (tone {tone:?}): {audio}");
+    let level = audio["maxAudioLevel"].as_f64().unwrap_or(-1.0);
+    if tone.is_some() {
+        assert!(level > 0.02, "Chromium does not hear the tone: {brief}");
+        assert!(audio["totalAudioEnergy"].as_f64() > Some(0.0), "{brief}");
+    } else {
+        assert!(
+            (0.0..0.01).contains(&level),
+            "silence is not silent: {brief}"
+        );
+    }
 
     use base64::Engine;
     let rgba = base64::engine::general_purpose::STANDARD

@@ -538,6 +538,49 @@ fn enlarged_lists_snapshots_and_camera_problems() {
     );
 }
 
+/// Another device trying a live student's code rings once, says so in the
+/// footer and marks the tile while it goes on.
+#[test]
+fn code_conflict_rings_once_and_marks_the_tile() {
+    let (mut app, frames) = mixed(12, (120, 30));
+    app.start();
+    let conflict = |app: &mut App, secs| {
+        app.update(Msg::Engine(EngineEvent::CodeConflict {
+            student: id("s001"),
+            at: ago(secs),
+        }))
+    };
+    let cmds = conflict(&mut app, 2);
+    assert!(cmds.contains(&Command::Bell), "{cmds:?}");
+    assert!(cmds.iter().any(|c| matches!(c, Command::Notify { .. })));
+    let grid = format!("{:?}", render(&app, &frames).backend());
+    assert!(grid.contains("CODE CONFLICT"), "{grid}");
+    assert!(grid.contains("another device tried to go live"), "{grid}");
+    // The intruder retries: no second ring while the badge is up.
+    assert!(conflict(&mut app, 1).is_empty());
+
+    // R asks first; any key but y cancels, y takes the code away.
+    while app.tiles[app.selected.unwrap()].id != id("s001") {
+        app.update(key('h'));
+    }
+    app.update(key('R'));
+    let screen = format!("{:?}", render(&app, &frames).backend());
+    assert!(
+        screen.contains("code from the device live on it?"),
+        "{screen}"
+    );
+    assert!(engine_cmds(&app.update(key('n'))).is_empty());
+    app.update(key('R'));
+    assert_eq!(
+        engine_cmds(&app.update(key('y'))),
+        vec![EngineCommand::ReleaseCode {
+            student: id("s001")
+        }]
+    );
+    let screen = format!("{:?}", render(&app, &frames).backend());
+    assert!(!screen.contains("CODE CONFLICT"), "{screen}");
+}
+
 #[test]
 fn screen_chat_open() {
     snap_all("chat", |app| {
@@ -965,7 +1008,8 @@ mod e2e {
         let deadline = Instant::now() + Duration::from_secs(60);
         let s = loop {
             let s = tmux.screen();
-            if s.contains("● 3 live") && s.contains("5fps") {
+            // Three roster students and the walk-in who is not on it.
+            if s.contains("● 4 live") && s.contains("5fps") && s.contains("walk-in") {
                 break s;
             }
             assert!(
@@ -975,6 +1019,7 @@ mod e2e {
             std::thread::sleep(Duration::from_millis(250));
         };
         assert!(s.contains("1 off-air"), "{s}");
+        assert!(s.contains("unknown"), "the walk-in is marked unknown: {s}");
         assert!(s.contains("▀"), "pictures are drawn: {s}");
         tmux.keys(&["Enter"]);
         tmux.wait_for("· code ");

@@ -4,7 +4,11 @@
 // camera. Decoded frames, chat and attention both ways, enlarge -> larger
 // picture, Stop -> the student leaves.
 //
-//   node page-monitor.js --bin target/debug/rtcproctor
+//   node page-monitor.js --bin target/debug/rtcproctor [--vp8]
+//
+// --vp8: the browser offers VP8 only (H.264 removed with setCodecPreferences
+// before every offer), as a browser without H.264 would; the monitor must
+// decode VP8 and follow the resolution change.
 //
 // Exits 0 when every step passed, 1 otherwise.
 'use strict';
@@ -23,6 +27,7 @@ if (!NODE_DIR || !fs.existsSync(path.join(NODE_DIR, 'node_modules', 'playwright-
 const { chromium } = require(path.join(NODE_DIR, 'node_modules', 'playwright-core'));
 const argv = process.argv.slice(2);
 const BIN = argv.includes('--bin') ? argv[argv.indexOf('--bin') + 1] : '';
+const VP8_ONLY = argv.includes('--vp8');
 
 const log = (...a) => console.log('[page-monitor]', ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -101,12 +106,25 @@ async function main() {
   page.on('pageerror', (e) => log('page error:', e.message));
   const data = () => page.evaluate(() => ({ ...document.body.dataset }));
 
+  if (VP8_ONLY) {
+    await page.addInitScript(() => {
+      const createOffer = RTCPeerConnection.prototype.createOffer;
+      RTCPeerConnection.prototype.createOffer = function (...args) {
+        const vp8 = RTCRtpSender.getCapabilities('video').codecs.filter((c) => !/h264/i.test(c.mimeType));
+        for (const t of this.getTransceivers()) {
+          if (t.sender && t.sender.track && t.sender.track.kind === 'video') t.setCodecPreferences(vp8);
+        }
+        return createOffer.apply(this, args);
+      };
+    });
+  }
   await page.goto(origin + '/#' + code);
   await page.click('#golive');
   await until('page live', async () => (await data()).state === 'live');
   const st = await until('decoded frames at the monitor', () =>
     seen((e) => e.event === 'stats' && e.student === 'm1' && e.stats.fps_decoded > 0)
   , 30000);
+  check(st.stats.codec === (VP8_ONLY ? 'VP8' : 'H264'), 'codec ' + st.stats.codec);
   log('ok monitor decodes the page:', st.stats.codec, st.stats.width + 'x' + st.stats.height, st.stats.fps_decoded + ' fps');
   await until('page counts the monitor', async () => (await data()).watchers === '1');
 

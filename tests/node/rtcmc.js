@@ -122,6 +122,32 @@ async function main() {
   t.assert(stu.peers[mon.userid], 'the student has a peer for the proctor');
   t.assert(mon.peers[stu.userid], 'the proctor has a peer for the student');
 
+  // Listing live rooms (get-public-rooms; the library 3.7 has no call for
+  // it, so on its socket). SERVER_KIND tells which server this is.
+  const list = (c, id) => new Promise((resolve) => c.socket.emit('get-public-rooms', id, (rooms, err) => resolve([rooms, err])));
+  const listed = (rooms, c) => Array.isArray(rooms) && rooms.some((r) => r.sessionid === c);
+  if (process.env.SERVER_KIND === 'stock') {
+    t.say('stock server: a room opened as RTCProctor opens it is not listed');
+    const [rooms] = await list(mon, 'rtcproctor');
+    t.assert(Array.isArray(rooms) && !listed(rooms, code), `not listed: ${JSON.stringify(rooms)}`);
+    t.say('stock server: a page with publicRoomIdentifier = "rtcproctor" is listed, to anyone');
+    const pub = connection();
+    pub.publicRoomIdentifier = 'rtcproctor';
+    pub.sdpConstraints.mandatory = { OfferToReceiveAudio: false, OfferToReceiveVideo: false };
+    const pubCode = t.uniq('lib-public-');
+    const ok = await new Promise((resolve) => pub.open(pubCode, (isOpened) => resolve(isOpened)));
+    t.assert(ok === true, 'the public room opens');
+    const [all] = await list(stu, 'rtcproctor');
+    t.assert(listed(all, pubCode) && !listed(all, code), `listed: ${JSON.stringify(all)}`);
+    pub.closeSocket();
+  } else {
+    t.say('our server: the student may not list rooms, the proctor sees every live one');
+    const [refused, why] = await list(stu, 'rtcproctor');
+    t.assert(refused === null && /proctor key/.test(why || ''), `refused: ${why}`);
+    const [rooms] = await list(mon, 'rtcproctor');
+    t.assert(listed(rooms, code), `listed for the proctor: ${JSON.stringify(rooms)}`);
+  }
+
   t.say('chat as extra-data reaches the proctor');
   stu.extra.message = 'hello from the library';
   stu.extra.attention = '';

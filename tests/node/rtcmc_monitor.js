@@ -5,7 +5,8 @@
 // usage: node rtcmc_monitor.js SERVER_URL CODE SECONDS
 //   env RTCPROCTOR_NODE_DIR: where scripts/setup --test installed the packages
 // Prints one JSON line: {joined, error, videoWidth, videoHeight, framesEarly,
-// framesLate, audio {packetsReceived, totalSamplesReceived, concealedSamples},
+// framesLate, audio {packetsReceived, totalSamplesReceived, concealedSamples,
+// maxAudioLevel, totalAudioEnergy},
 // width, height, rgba (base64 of a captured frame)}.
 // Exits 0 when it printed a report, 1 on a setup failure.
 'use strict';
@@ -61,6 +62,8 @@ const page_html = `<!doctype html><html><body>
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync',
         '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+        // Unmuting the tile (for the audio level) needs no click.
+        '--autoplay-policy=no-user-gesture-required',
         // Keep WebRTC on loopback: gather 127.0.0.1 candidates, no mDNS names.
         '--allow-loopback-in-peer-connection',
         '--disable-features=WebRtcHideLocalIpsWithMdns'],
@@ -95,18 +98,33 @@ const page_html = `<!doctype html><html><body>
     const late = await state();
     // Audio: whether Chromium's Opus decoder accepts the student's packets
     // (concealed samples are what it had to invent instead).
+    // maxAudioLevel: the loudest `audioLevel` seen over 1.5 s of samples
+    // (a toned student beeps 400 ms every second). Chromium measures the
+    // level after the element's volume, so the tile is unmuted first, as
+    // RTCProctor's "Turn Audio On" button does.
     const audio = await page.evaluate(async () => {
-      const out = { packetsReceived: 0, totalSamplesReceived: 0, concealedSamples: 0 };
-      for (const id of Object.keys(connection.peers)) {
-        const pc = connection.peers[id] && connection.peers[id].peer;
-        if (!pc || !pc.getStats) continue;
-        (await pc.getStats()).forEach((r) => {
-          if (r.type === 'inbound-rtp' && r.kind === 'audio') {
-            out.packetsReceived += r.packetsReceived || 0;
-            out.totalSamplesReceived += r.totalSamplesReceived || 0;
-            out.concealedSamples += r.concealedSamples || 0;
-          }
-        });
+      const v = document.getElementById('remote');
+      if (v) { v.muted = false; v.play().catch(function () {}); }
+      await new Promise((r) => setTimeout(r, 500));
+      const out = { packetsReceived: 0, totalSamplesReceived: 0, concealedSamples: 0,
+        maxAudioLevel: 0, totalAudioEnergy: 0 };
+      for (let i = 0; i < 15; i++) {
+        const now = { packetsReceived: 0, totalSamplesReceived: 0, concealedSamples: 0, totalAudioEnergy: 0 };
+        for (const id of Object.keys(connection.peers)) {
+          const pc = connection.peers[id] && connection.peers[id].peer;
+          if (!pc || !pc.getStats) continue;
+          (await pc.getStats()).forEach((r) => {
+            if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+              now.packetsReceived += r.packetsReceived || 0;
+              now.totalSamplesReceived += r.totalSamplesReceived || 0;
+              now.concealedSamples += r.concealedSamples || 0;
+              now.totalAudioEnergy += r.totalAudioEnergy || 0;
+              out.maxAudioLevel = Math.max(out.maxAudioLevel, r.audioLevel || 0);
+            }
+          });
+        }
+        Object.assign(out, now);
+        await new Promise((r) => setTimeout(r, 100));
       }
       return out;
     });

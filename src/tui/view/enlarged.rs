@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Widget};
 
-use super::tile::{audio_meter, glyph, has_picture, state_word};
+use super::tile::{audio_meter, conflict_badge, glyph, has_picture, picture_badges, state_word};
 use super::{DrawCtx, centered, truncate};
 use crate::proctor::StreamState;
 use crate::tui::app::{App, since_label};
@@ -110,16 +110,8 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, i: usize, ctx: &mut DrawCtx
         let text = truncate(&word, inner.width as usize);
         let r = centered(inner, text.chars().count() as u16, 1);
         buf.set_string(r.x, r.y, text, theme.state(t.state, t.unknown));
-    } else if t.state != StreamState::Live {
-        let text = format!(" {} ", state_word(t).to_uppercase());
-        let r = centered(inner, text.chars().count() as u16, 1);
-        buf.set_string(
-            r.x,
-            r.y,
-            text,
-            theme
-                .state(t.state, t.unknown)
-                .add_modifier(ratatui::style::Modifier::REVERSED),
-        );
+        conflict_badge(buf, inner, app, t, theme);
+    } else {
+        picture_badges(buf, inner, app, t, theme);
     }
 }

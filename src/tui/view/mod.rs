@@ -87,7 +87,12 @@ pub fn draw_buffer(buf: &mut Buffer, area: Rect, app: &App, ctx: &mut DrawCtx) -
     match app.overlay {
         Overlay::Help => help::draw(buf, area, app, theme),
         Overlay::OffAir { selected } => off_air::draw(buf, area, app, selected, theme),
-        Overlay::ConfirmQuit => draw_confirm_quit(buf, area, theme),
+        Overlay::ConfirmQuit => draw_confirm(buf, area, theme, "Quit rtcproctor?", " quit   "),
+        Overlay::ConfirmRelease { student } => {
+            let who = app.tiles.get(student).map(|t| t.label()).unwrap_or("?");
+            let text = format!("Take {who}'s code from the device live on it?");
+            draw_confirm(buf, area, theme, &text, " take it   ")
+        }
         Overlay::None => {}
     }
     if app.overlay != Overlay::None {
@@ -100,16 +105,17 @@ pub fn draw_buffer(buf: &mut Buffer, area: Rect, app: &App, ctx: &mut DrawCtx) -
     cursor
 }
 
-fn draw_confirm_quit(buf: &mut Buffer, area: Rect, theme: &Theme) {
+/// A yes/no question: `y` does `yes`, any other key cancels.
+fn draw_confirm(buf: &mut Buffer, area: Rect, theme: &Theme, text: &str, yes: &str) {
     use ratatui::text::{Line, Span};
-    let text = "Quit rtcproctor?";
     let keys = Line::from(vec![
         Span::styled("y", theme.key()),
-        Span::styled(" quit   ", theme.popup()),
+        Span::styled(yes, theme.popup()),
         Span::styled("any other key", theme.key()),
-        Span::styled(" stay", theme.popup()),
+        Span::styled(" cancel", theme.popup()),
     ]);
-    let w = (keys.width() as u16 + 4).min(area.width);
+    let text = truncate(text, area.width.saturating_sub(4) as usize);
+    let w = (keys.width().max(text.width()) as u16 + 4).min(area.width);
     let r = centered(area, w, 4);
     Clear.render(r, buf);
     let block = Block::bordered()
@@ -119,7 +125,7 @@ fn draw_confirm_quit(buf: &mut Buffer, area: Rect, theme: &Theme) {
     let inner = block.inner(r);
     block.render(r, buf);
     buf.set_string(
-        inner.x + (inner.width.saturating_sub(text.len() as u16)) / 2,
+        inner.x + (inner.width.saturating_sub(text.width() as u16)) / 2,
         inner.y,
         text,
         theme.popup().add_modifier(ratatui::style::Modifier::BOLD),

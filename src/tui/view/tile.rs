@@ -98,35 +98,10 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, i: usize, selected: bool, c
             .thumbs
             .draw(buf, inner, &t.id, ctx.frames, ctx.now, theme.letterbox);
     if drew {
-        if t.state == StreamState::Live
-            && let Some(problem) = t.camera
-        {
-            // Frames arrive, but the picture is useless: say so on it.
-            let word = match problem {
-                crate::media::camera_check::CameraProblem::Black => " CAMERA BLACK ",
-                crate::media::camera_check::CameraProblem::Frozen => " PICTURE FROZEN ",
-            };
-            badge(
-                buf,
-                inner,
-                word,
-                theme
-                    .state(StreamState::Stalled, false)
-                    .add_modifier(Modifier::REVERSED),
-            );
-        }
-        if t.state != StreamState::Live {
-            badge(
-                buf,
-                inner,
-                &format!(" {} ", state_word(t).to_uppercase()),
-                theme
-                    .state(t.state, t.unknown)
-                    .add_modifier(Modifier::REVERSED),
-            );
-        }
+        picture_badges(buf, inner, app, t, theme);
     } else {
         placeholder(buf, inner, app, t, theme);
+        conflict_badge(buf, inner, app, t, theme);
     }
 
     // Top border: glyph, name, markers.
@@ -229,6 +204,46 @@ fn set_row(
 }
 
 /// A centred label over the picture (stalled, reconnecting).
+/// Words over a drawn picture (tile or enlarged view): a useless camera,
+/// a state other than live, another device trying the code.
+pub fn picture_badges(buf: &mut Buffer, area: Rect, app: &App, t: &Tile, theme: &Theme) {
+    if t.state == StreamState::Live
+        && let Some(problem) = t.camera
+    {
+        // Frames arrive, but the picture is useless: say so on it.
+        let word = match problem {
+            crate::media::camera_check::CameraProblem::Black => " CAMERA BLACK ",
+            crate::media::camera_check::CameraProblem::Frozen => " PICTURE FROZEN ",
+        };
+        badge(
+            buf,
+            area,
+            word,
+            theme
+                .state(StreamState::Stalled, false)
+                .add_modifier(Modifier::REVERSED),
+        );
+    }
+    if t.state != StreamState::Live {
+        badge(
+            buf,
+            area,
+            &format!(" {} ", state_word(t).to_uppercase()),
+            theme
+                .state(t.state, t.unknown)
+                .add_modifier(Modifier::REVERSED),
+        );
+    }
+    conflict_badge(buf, area, app, t, theme);
+}
+
+/// Drawn last: it matters more than a camera or state badge.
+pub fn conflict_badge(buf: &mut Buffer, area: Rect, app: &App, t: &Tile, theme: &Theme) {
+    if t.conflict_active(app.now) {
+        badge(buf, area, " CODE CONFLICT ", theme.attention(true));
+    }
+}
+
 fn badge(buf: &mut Buffer, area: Rect, text: &str, style: Style) {
     let w = (text.width() as u16).min(area.width);
     let x = area.x + (area.width - w) / 2;
