@@ -162,6 +162,12 @@ pub struct MonitorArgs {
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,
 
+    /// Reach students only through the TURN servers given with --ice (ICE
+    /// transport policy "relay"): for networks that block direct UDP, and
+    /// to check a TURN deployment.
+    #[arg(long)]
+    pub ice_relay_only: bool,
+
     /// Also save a snapshot of every live student every N minutes (0 = off).
     #[arg(long, default_value_t = 0, value_name = "MINUTES")]
     pub snapshot_every: u64,

@@ -100,6 +100,8 @@ struct Counters {
     audio: PeakMeter,
     decoded_at_start: u64,
     work_ns_at_start: u64,
+    /// PLIs sent.
+    plis: u32,
 }
 
 impl Counters {
@@ -235,6 +237,8 @@ async fn keyframe_requests(shared: Arc<Shared>, track: Arc<dyn TrackRemote>, med
             tracing::debug!("PLI not sent: {e}");
             return;
         }
+        let mut c = shared.counters();
+        c.plis = c.plis.saturating_add(1);
     }
 }
 
@@ -288,6 +292,11 @@ async fn read_video(shared: Arc<Shared>, track: Arc<dyn TrackRemote>, codec: Opt
             }
             if shared.await_keyframe.load(Ordering::Relaxed) {
                 if !codec.is_keyframe(&frame.data) {
+                    // Still no keyframe: ask again (at most every
+                    // PLI_MIN_GAP). The one asked for may have been lost,
+                    // and a stream whose first keyframe came before the
+                    // track was read shows no gap to trigger a request.
+                    shared.keyframe.notify_one();
                     continue;
                 }
                 shared.await_keyframe.store(false, Ordering::Relaxed);
@@ -572,7 +581,9 @@ impl MediaSession {
             } else {
                 0.0
             },
+            keyframe_requests: c.plis,
         };
+        c.plis = 0;
         c.packets = 0;
         c.bytes = 0;
         c.frames = 0;

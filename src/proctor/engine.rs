@@ -670,6 +670,13 @@ impl StudentTask {
     }
 
     async fn set_state(&mut self, state: StreamState) {
+        self.set_state_at(state, SystemTime::now()).await;
+    }
+
+    /// Enter `state`, which began at `at`: for stalled, the last packet
+    /// (the stall began when the media stopped, not when the engine's
+    /// threshold noticed it seconds later).
+    async fn set_state_at(&mut self, state: StreamState, at: SystemTime) {
         if self.state == Some(state) {
             return;
         }
@@ -681,7 +688,7 @@ impl StudentTask {
             .emit(EngineEvent::State {
                 student: self.id.clone(),
                 state,
-                since: SystemTime::now(),
+                since: at,
             })
             .await;
     }
@@ -1099,7 +1106,10 @@ impl StudentTask {
                 if quiet < timing.stall_after {
                     self.set_state(StreamState::Live).await;
                 } else if quiet < timing.rejoin_after {
-                    self.set_state(StreamState::Stalled).await;
+                    let last = SystemTime::now()
+                        .checked_sub(quiet)
+                        .unwrap_or_else(SystemTime::now);
+                    self.set_state_at(StreamState::Stalled, last).await;
                 } else {
                     self.lost().await;
                     return Some(Outcome::Retry(Duration::ZERO));

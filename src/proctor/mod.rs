@@ -86,6 +86,9 @@ pub struct StreamStats {
     /// Mean milliseconds of decode + scale + colour conversion per decoded
     /// frame in this interval (0 when nothing was decoded).
     pub decode_ms: f32,
+    /// Keyframe requests (RTCP PLI) sent to the student in this interval:
+    /// after loss, a decode error, or becoming visible.
+    pub keyframe_requests: u32,
 }
 
 /// Facts the engine reports.
@@ -96,6 +99,7 @@ pub enum EngineEvent {
     State {
         student: StudentId,
         state: StreamState,
+        /// When the state began; for stalled, when the last packet came.
         #[serde(with = "unix_millis")]
         since: SystemTime,
     },
@@ -246,6 +250,16 @@ pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
         None => crate::roster::Roster::default(),
     };
     let ice = ice_servers(&args.server_opts);
+    if args.ice_relay_only
+        && !ice
+            .iter()
+            .any(|s| s.urls.iter().any(|u| u.starts_with("turn")))
+    {
+        return Err(Error::Invalid(
+            "--ice-relay-only needs a TURN server: add --ice turn:HOST:PORT with --turn-user and --turn-pass"
+                .into(),
+        ));
+    }
     let (config, server) = match &args.server {
         Some(server) => {
             let mut config = EngineConfig::new(parse_server_url(server)?);
@@ -259,6 +273,7 @@ pub async fn run_monitor(args: MonitorArgs) -> Result<()> {
     };
     let mut config = config;
     config.media.ice_servers = ice;
+    config.media.relay_only = args.ice_relay_only;
     if args.roster.is_none() {
         config.max_unknown = MAX_UNKNOWN_WITHOUT_ROSTER;
     }

@@ -67,12 +67,19 @@ fn send_ack(ack: AckSender, args: &[Value]) {
     }
 }
 
+/// A connected socket of the default namespace. None also while the server
+/// shuts down: `SocketIo::get_socket` panics once the namespace is gone, and
+/// the disconnect handlers that run during `close` come here.
+fn live_socket(io: &SocketIo, sid: socketioxide::socket::Sid) -> Option<SocketRef> {
+    io.of("/")?.get_socket(sid)
+}
+
 /// Carry out effects: emits and disconnects.
 pub fn apply(io: &SocketIo, effects: Vec<Effect>) {
     for effect in effects {
         match effect {
             Effect::Emit { to, event, args } => {
-                let Some(s) = io.get_socket(to) else {
+                let Some(s) = live_socket(io, to) else {
                     continue;
                 };
                 let r = match args.as_slice() {
@@ -91,7 +98,7 @@ pub fn apply(io: &SocketIo, effects: Vec<Effect>) {
                 }
             }
             Effect::Disconnect(sid) => {
-                if let Some(s) = io.get_socket(sid) {
+                if let Some(s) = live_socket(io, sid) {
                     s.disconnect().ok();
                 }
             }
@@ -269,7 +276,7 @@ pub fn reap(
     let sids = shared.registry().sids();
     let missing: Vec<_> = sids
         .into_iter()
-        .filter(|sid| io.get_socket(*sid).is_none())
+        .filter(|sid| live_socket(io, *sid).is_none())
         .collect();
     for sid in missing.iter().filter(|sid| missing_before.contains(sid)) {
         let effects = shared.registry().disconnect(*sid);

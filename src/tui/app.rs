@@ -100,6 +100,9 @@ pub struct Tile {
     pub snapshots: Vec<String>,
     /// When another device last tried to go live on this student's code.
     pub code_conflict: Option<SystemTime>,
+    /// When a student who was live stopped being live (None while live,
+    /// and for a student not seen live yet).
+    away_since: Option<SystemTime>,
 }
 
 impl Tile {
@@ -120,6 +123,7 @@ impl Tile {
             camera: None,
             snapshots: Vec::new(),
             code_conflict: None,
+            away_since: None,
         }
     }
 
@@ -434,8 +438,21 @@ impl App {
             } => {
                 let i = self.ensure(&student);
                 let t = &mut self.tiles[i];
+                let was_live = t.state == StreamState::Live;
                 t.state = state;
-                t.since = since;
+                // A student who drops off goes stalled, reconnecting,
+                // joining, off-air as the engine's rejoin attempts move on;
+                // the tile and the off-air list keep the moment the stream
+                // went away, not the latest of those steps.
+                if state == StreamState::Live {
+                    t.away_since = None;
+                } else if was_live {
+                    t.away_since = Some(since);
+                }
+                t.since = match t.away_since {
+                    Some(away) if state != StreamState::Live => away,
+                    _ => since,
+                };
                 if t.off_air() {
                     t.stats = None;
                 }

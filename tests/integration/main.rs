@@ -4,6 +4,7 @@ mod bench_grid;
 mod cli;
 mod codes;
 mod engine;
+mod faults;
 mod hostile;
 mod page;
 mod record;
