@@ -19,8 +19,14 @@ use tokio::sync::{Notify, mpsc};
 use super::scale::{self, Planes};
 use crate::proctor::{EngineEvent, Frame, FrameSlots, StudentId};
 
-/// Access units a worker may hold per stream queue before it drops.
-const QUEUE_DEPTH: usize = 32;
+/// Access units a worker may hold (all its streams together) before it
+/// drops. A dropped access unit costs a keyframe (the stream waits for one
+/// and asks with a PLI), which costs more to send and decode than the
+/// frames it replaces, so the queue must ride out a worker being preempted
+/// for a while: at 100+ students a worker takes ~500 thumbnails a second,
+/// and 32 (70 ms of them) made drops cascade on a loaded machine
+/// (BENCHMARKS.md, students per monitor). Thumbnails are 0.5–2 KB each.
+const QUEUE_DEPTH: usize = 1024;
 
 /// Video codecs the engine can receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
