@@ -125,6 +125,79 @@ fn student_page_works_with_rtcproctor_serve_in_open_viewing_mode() {
     ]);
 }
 
+/// The page's camera plays the synthetic student's pattern (a .y4m file as
+/// Chromium's fake camera); the monitor's decoded pictures carry the same
+/// marks (frame counter, CRC-checked), advance while live, and still read at
+/// the enlarged size. This checks the picture, not merely that frames came.
+#[test]
+fn monitor_decodes_the_known_pattern_the_page_sends() {
+    use rtcproctor::sim::pattern::{Pattern, read_marks_rgb};
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("rtcp-y4m-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = RemoveOnDrop(dir.clone());
+    // 640x480 so the enlarged view gets the large picture; 10 fps, 6 s loop.
+    let (w, h, fps, frames) = (640usize, 480usize, 10u32, 60u32);
+    let y4m = dir.join("pattern.y4m");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&y4m).unwrap());
+    write!(out, "YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n").unwrap();
+    let mut pattern = Pattern::new(w, h, "Y4M Student").unwrap();
+    let t0 = 1_795_000_000_000u64;
+    for n in 0..frames {
+        let pic = pattern.draw(rtcproctor::sim::pattern::Marks {
+            counter: 1000 + n,
+            sent_unix_ms: t0 + u64::from(n) * 100,
+        });
+        out.write_all(b"FRAME\n").unwrap();
+        for plane in [&pic.y, &pic.u, &pic.v] {
+            out.write_all(plane).unwrap();
+        }
+    }
+    drop(out);
+    let shots = dir.join("shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    run_node(
+        &[],
+        "page-monitor.js",
+        &[
+            "--bin",
+            env!("CARGO_BIN_EXE_rtcproctor"),
+            "--y4m",
+            y4m.to_str().unwrap(),
+            "--shots",
+            shots.to_str().unwrap(),
+        ],
+    );
+    let marks = |name: &str| {
+        let img = image::open(shots.join(name))
+            .unwrap_or_else(|e| panic!("snapshot {name}: {e}"))
+            .to_rgb8();
+        let (iw, ih) = img.dimensions();
+        let m = read_marks_rgb(img.as_raw(), iw as usize, ih as usize)
+            .unwrap_or_else(|| panic!("no pattern marks in the monitor's {name} ({iw}x{ih})"));
+        assert!(
+            (1000..1000 + frames).contains(&m.counter)
+                && m.sent_unix_ms == t0 + u64::from(m.counter - 1000) * 100,
+            "{name}: marks {m:?} are not the file's"
+        );
+        (m.counter, iw)
+    };
+    let (first, _) = marks("live.png");
+    let (second, _) = marks("later.png");
+    assert_ne!(first, second, "the picture did not move between snapshots");
+    let (_, large_w) = marks("large.png");
+    assert!(large_w >= 600, "enlarged snapshot is {large_w} wide");
+}
+
+/// Removes a directory when the test ends in any way.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The same with a browser that offers VP8 only.
 #[test]
 fn vp8_only_student_page_is_watched_by_our_headless_monitor() {

@@ -6,6 +6,11 @@
 //
 //   node page-monitor.js --bin target/debug/rtcproctor [--vp8]
 //
+// --y4m FILE --shots DIR: the fake camera plays FILE (a .y4m of the
+// synthetic student's pattern, made by the Rust test) and the monitor saves
+// snapshots of what it decoded to DIR: live.png, later.png (a second later)
+// and large.png (enlarged); the Rust test reads the pattern's marks in them.
+//
 // --vp8: the browser offers VP8 only (H.264 removed with setCodecPreferences
 // before every offer), as a browser without H.264 would; the monitor must
 // decode VP8 and follow the resolution change.
@@ -28,6 +33,9 @@ const { chromium } = require(path.join(NODE_DIR, 'node_modules', 'playwright-cor
 const argv = process.argv.slice(2);
 const BIN = argv.includes('--bin') ? argv[argv.indexOf('--bin') + 1] : '';
 const VP8_ONLY = argv.includes('--vp8');
+const argOf = (name) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : '');
+const Y4M = argOf('--y4m');
+const SHOTS = argOf('--shots');
 
 const log = (...a) => console.log('[page-monitor]', ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -100,7 +108,7 @@ async function main() {
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
       '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required',
-    ],
+    ].concat(Y4M ? ['--use-file-for-fake-video-capture=' + Y4M] : []),
   });
   const page = ctx.pages()[0] || (await ctx.newPage());
   page.on('pageerror', (e) => log('page error:', e.message));
@@ -127,6 +135,19 @@ async function main() {
   check(st.stats.codec === (VP8_ONLY ? 'VP8' : 'H264'), 'codec ' + st.stats.codec);
   log('ok monitor decodes the page:', st.stats.codec, st.stats.width + 'x' + st.stats.height, st.stats.fps_decoded + ' fps');
   await until('page counts the monitor', async () => (await data()).watchers === '1');
+  // What the monitor decoded, saved for the Rust test to read the marks.
+  const snapshot = async (name) => {
+    const file = path.join(SHOTS, name);
+    const before = events.length;
+    command({ cmd: 'snapshot', student: 'm1', path: file });
+    await until('snapshot ' + name, () => events.slice(before).find((e) => e.event === 'snapshot' && e.path === file));
+    log('snapshot', file);
+  };
+  if (SHOTS) {
+    await snapshot('live.png');
+    await sleep(1200);
+    await snapshot('later.png');
+  }
 
   command({ cmd: 'chat', student: 'm1', text: 'monitor says hi' });
   await until('chat at the page', () =>
@@ -155,6 +176,11 @@ async function main() {
     const s = events.filter((e) => e.event === 'stats' && e.student === 'm1').pop();
     return s && s.stats.width >= 600 ? s : false;
   }, 20000);
+  if (SHOTS) {
+    // A frame decoded at the large size (stats can run ahead of the frame slot).
+    await sleep(1000);
+    await snapshot('large.png');
+  }
   command({ cmd: 'enlarge', student: null });
   await until('page back to low', async () => (await data()).quality === 'low');
   log('ok enlarge: monitor got', big.stats.width + 'x' + big.stats.height);
