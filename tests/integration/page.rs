@@ -140,7 +140,7 @@ fn monitor_decodes_the_known_pattern_the_page_sends() {
     let (w, h, fps, frames) = (640usize, 480usize, 10u32, 60u32);
     let y4m = dir.join("pattern.y4m");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&y4m).unwrap());
-    write!(out, "YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n").unwrap();
+    writeln!(out, "YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg").unwrap();
     let mut pattern = Pattern::new(w, h, "Y4M Student").unwrap();
     let t0 = 1_795_000_000_000u64;
     for n in 0..frames {
