@@ -322,6 +322,9 @@ async fn read_video(shared: Arc<Shared>, track: Arc<dyn TrackRemote>, codec: Opt
 }
 
 async fn read_audio(shared: Arc<Shared>, track: Arc<dyn TrackRemote>) {
+    // Made on the first packet without a level extension (rare: browsers
+    // and our synthetic student send it).
+    let mut decoded: Option<audio::OpusLevel> = None;
     loop {
         let event = tokio::select! {
             _ = shared.cancel.cancelled() => break,
@@ -332,10 +335,17 @@ async fn read_audio(shared: Arc<Shared>, track: Arc<dyn TrackRemote>) {
             TrackRemoteEvent::OnRtpPacket(p) => {
                 shared.touch();
                 let id = shared.audio_level_id.lock().ok().and_then(|g| *g);
-                if let Some(level) = id
-                    .and_then(|id| p.header.get_extension(id))
-                    .and_then(|ext| audio::level_from_extension(&ext))
-                {
+                let level = match id.and_then(|id| p.header.get_extension(id)) {
+                    Some(ext) => audio::level_from_extension(&ext),
+                    None if !p.payload.is_empty() => {
+                        if decoded.is_none() {
+                            decoded = audio::OpusLevel::new();
+                        }
+                        decoded.as_mut().and_then(|d| d.level(&p.payload))
+                    }
+                    None => None,
+                };
+                if let Some(level) = level {
                     shared.counters().audio.push(level);
                 }
             }

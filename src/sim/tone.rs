@@ -93,24 +93,7 @@ impl Tone {
     }
 }
 
-/// The RFC 6464 level of a frame: its RMS relative to full scale in -dBov,
-/// 0..=127 (127 for digital silence), as WebRTC's `RmsLevel` computes it.
-pub fn level_dbov(pcm: &[i16]) -> u8 {
-    if pcm.is_empty() {
-        return 127;
-    }
-    let mean_square = pcm
-        .iter()
-        .map(|&s| f64::from(s) * f64::from(s))
-        .sum::<f64>()
-        / pcm.len() as f64;
-    let full = f64::from(i16::MAX) * f64::from(i16::MAX);
-    if mean_square <= 0.0 {
-        return 127;
-    }
-    let dbov = 10.0 * (mean_square / full).log10();
-    (-dbov).round().clamp(0.0, 127.0) as u8
-}
+pub use crate::media::audio::level_dbov;
 
 /// An Opus encoder for the tone: mono, 48 kHz, [`BITRATE`].
 pub fn encoder() -> Result<opus::Encoder> {
