@@ -408,6 +408,14 @@
     if (want === S.quality) return;
     S.quality = want;
     el.body.dataset.quality = want;
+    await fitQuality(want);
+  }
+
+  /** Bring the camera to the size `want` asks for: applyConstraints, else
+   *  reopen it; if the reopen still got the wrong size (the old track held
+   *  the device for longer), look again a few seconds later (twice at most:
+   *  each reopen blinks the picture). */
+  async function fitQuality(want, round = 0) {
     const track = S.stream && S.stream.getVideoTracks()[0];
     if (!track) return;
     const c = want === 'high' ? HIGH : LOW;
@@ -432,18 +440,24 @@
         // times until the size is right (or keep the last one).
         const video = Object.assign({}, c, deviceId ? { deviceId: { exact: deviceId } } : {});
         let fresh = null;
+        let right = false;
         for (let attempt = 0; ; attempt++) {
-          if (attempt > 0) await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+          if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2000, 250 * 2 ** attempt)));
           const t = (await navigator.mediaDevices.getUserMedia({ video })).getVideoTracks()[0];
           const w = (t.getSettings && t.getSettings().width) || 0;
-          const right = want === 'high' ? w >= c.width.ideal * 0.9 : w <= c.width.ideal * 1.5;
-          if (right || attempt >= 3 || S.quality !== want) {
+          right = want === 'high' ? w >= c.width.ideal * 0.9 : w <= c.width.ideal * 1.5;
+          if (right || attempt >= 5 || S.quality !== want) {
             fresh = t;
             break;
           }
           t.stop();
         }
         replaceTrack(track, fresh);
+        if (!right && round < 2) {
+          setTimeout(() => {
+            if (S.quality === want) fitQuality(want, round + 1);
+          }, 3000);
+        }
       } catch (e) {
         console.warn('reopening the camera at', want, 'failed:', e);
         onTrackEnded(track);
